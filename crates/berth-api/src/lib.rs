@@ -1,0 +1,18 @@
+//! Types of the Docker Engine API (v1.41–v1.45) as berth speaks it, shared by
+//! the daemon and the client, plus the pure helpers both sides need: image
+//! reference parsing, filter decoding, API version rules and the multiplexed
+//! stream framing. Nothing here does I/O.
+
+pub mod container;
+pub mod filters;
+pub mod image;
+pub mod reference;
+pub mod strslice;
+pub mod stream;
+pub mod system;
+pub mod units;
+pub mod version;
+
+pub use filters::Filters;
+pub use reference::{Reference, ReferenceError};
+pub use strslice::StrSlice;

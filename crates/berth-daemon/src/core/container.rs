@@ -1,0 +1,230 @@
+//! A container as the daemon keeps it: the persisted [`Record`], and the
+//! live [`Container`] handle with its lifecycle channel and attach hub.
+
+use std::sync::{Mutex, MutexGuard};
+
+use berth_api::container::{ContainerConfig, HostConfig};
+use berth_runtime::driver::ShimClient;
+use serde::{Deserialize, Serialize};
+use tokio::sync::{mpsc, watch};
+
+/// Docker's container states.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// Made, never started (or start failed).
+    #[default]
+    Created,
+    /// Its process runs.
+    Running,
+    /// Frozen.
+    Paused,
+    /// Between a restart policy's exit and start.
+    Restarting,
+    /// Being removed.
+    Removing,
+    /// Its process ended.
+    Exited,
+    /// Could not be removed.
+    Dead,
+}
+
+impl Status {
+    /// Docker's lowercase name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Created => "created",
+            Status::Running => "running",
+            Status::Paused => "paused",
+            Status::Restarting => "restarting",
+            Status::Removing => "removing",
+            Status::Exited => "exited",
+            Status::Dead => "dead",
+        }
+    }
+
+    /// `start` may run from this state.
+    pub fn can_start(self) -> bool {
+        matches!(self, Status::Created | Status::Exited)
+    }
+
+    /// A process exists (running, paused or restarting).
+    pub fn is_active(self) -> bool {
+        matches!(self, Status::Running | Status::Paused | Status::Restarting)
+    }
+}
+
+/// Runtime state of a container, persisted with its record.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct State {
+    /// Lifecycle state.
+    pub status: Status,
+    /// Host PID of its init process while running.
+    pub pid: i64,
+    /// Exit code of the last run (or 126/127/128 for a failed start).
+    pub exit_code: i64,
+    /// Why the last start failed.
+    pub error: String,
+    /// RFC 3339; "0001-01-01T00:00:00Z" when never.
+    pub started_at: String,
+    /// RFC 3339; "0001-01-01T00:00:00Z" when never.
+    pub finished_at: String,
+    /// Killed by the OOM killer.
+    pub oom_killed: bool,
+}
+
+/// Go's zero time, which Docker prints for "never".
+pub const ZERO_TIME: &str = "0001-01-01T00:00:00Z";
+
+/// Everything persisted about a container (JSON in the database).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Record {
+    /// 64 hex.
+    pub id: String,
+    /// Without the leading slash.
+    pub name: String,
+    /// RFC 3339 creation time.
+    pub created: String,
+    /// The image as the user named it.
+    pub image_name: String,
+    /// The image ID.
+    pub image_id: String,
+    /// Merged config (image defaults + user's).
+    pub config: ContainerConfig,
+    /// Host config as given.
+    pub host_config: HostConfig,
+    /// The executable (first of entrypoint + cmd).
+    pub path: String,
+    /// Its arguments.
+    pub args: Vec<String>,
+    /// State.
+    pub state: State,
+    /// Number of restarts by policy.
+    pub restart_count: i64,
+    /// The runtime chosen at create.
+    pub runtime: String,
+    /// Top layer of its image (kept alive for the container).
+    pub top_chain: Option<String>,
+}
+
+/// What `wait` watches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Lifecycle {
+    /// A process runs.
+    pub running: bool,
+    /// How many times a process of this container has exited.
+    pub exits: u64,
+    /// Exit code of the last exit.
+    pub exit_code: i64,
+    /// The container is gone.
+    pub removed: bool,
+    /// `next-exit` waiters registered right now.
+    pub next_exit_waiters: u32,
+    /// When the last exit happened with no `next-exit` waiter registered
+    /// (the docker CLI's wait can arrive after a fast container's exit).
+    pub unclaimed_exit: Option<std::time::Instant>,
+}
+
+/// What attach connections receive.
+#[derive(Debug, Clone)]
+pub enum AttachMsg {
+    /// Output on stream 1 or 2.
+    Output(u8, bytes::Bytes),
+    /// The process ended (or the container went away); close the stream.
+    End,
+}
+
+/// stdin traffic from attach connections, in order.
+#[derive(Debug)]
+pub enum StdinMsg {
+    /// Bytes.
+    Data(bytes::Bytes),
+    /// An attached client closed its stdin.
+    Eof,
+}
+
+/// A live container.
+#[derive(Debug)]
+pub struct Container {
+    /// ID.
+    pub id: String,
+    rec: Mutex<Record>,
+    /// Serialises start/stop/remove of this container.
+    pub op: tokio::sync::Mutex<()>,
+    /// The connection to its shim while a process exists.
+    pub shim: Mutex<Option<ShimClient>>,
+    /// Lifecycle changes, for `wait`.
+    pub lifecycle: watch::Sender<Lifecycle>,
+    /// Attached output subscribers.
+    pub subscribers: Mutex<Vec<mpsc::UnboundedSender<AttachMsg>>>,
+    /// Where attach connections put stdin.
+    pub stdin_tx: mpsc::UnboundedSender<StdinMsg>,
+    /// The receiving end, held here while no process runs.
+    pub stdin_rx: Mutex<Option<mpsc::UnboundedReceiver<StdinMsg>>>,
+}
+
+impl Container {
+    /// Wraps a record.
+    pub fn new(rec: Record) -> Container {
+        let lc = Lifecycle {
+            running: rec.state.status.is_active(),
+            exits: 0,
+            exit_code: rec.state.exit_code,
+            removed: false,
+            next_exit_waiters: 0,
+            unclaimed_exit: None,
+        };
+        let (stdin_tx, stdin_rx) = mpsc::unbounded_channel();
+        Container {
+            id: rec.id.clone(),
+            rec: Mutex::new(rec),
+            op: tokio::sync::Mutex::new(()),
+            shim: Mutex::new(None),
+            lifecycle: watch::channel(lc).0,
+            subscribers: Mutex::new(Vec::new()),
+            stdin_tx,
+            stdin_rx: Mutex::new(Some(stdin_rx)),
+        }
+    }
+
+    /// The record, locked (never hold across an await).
+    pub fn rec(&self) -> MutexGuard<'_, Record> {
+        self.rec.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A copy of the record.
+    pub fn snapshot(&self) -> Record {
+        self.rec().clone()
+    }
+
+    /// The current name.
+    pub fn name(&self) -> String {
+        self.rec().name.clone()
+    }
+
+    /// The current status.
+    pub fn status(&self) -> Status {
+        self.rec().state.status
+    }
+
+    /// Sends to every attached subscriber, dropping closed ones.
+    pub fn publish(&self, msg: AttachMsg) {
+        let mut subs = self.subscribers.lock().unwrap_or_else(|p| p.into_inner());
+        subs.retain(|s| s.send(msg.clone()).is_ok());
+        if matches!(msg, AttachMsg::End) {
+            subs.clear();
+        }
+    }
+
+    /// Adds an output subscriber.
+    pub fn subscribe(&self) -> mpsc::UnboundedReceiver<AttachMsg> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        self.subscribers.lock().unwrap_or_else(|p| p.into_inner()).push(tx);
+        rx
+    }
+
+    /// The shim connection, if any.
+    pub fn shim_client(&self) -> Option<ShimClient> {
+        self.shim.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}

@@ -1,0 +1,298 @@
+//! `start`: mount the root, write the bundle, start the shim, run the
+//! process; then the monitor task follows it until it exits.
+
+use std::sync::Arc;
+
+use berth_image::mount::{unmount, RootfsDirs};
+use berth_runtime::driver::{self, ShimMessage};
+use berth_runtime::protocol::{Event, ExitStatus, Request};
+use berth_runtime::shim::{self, ShimConfig};
+use berth_runtime::spec::{self, BindMount, ContainerSpec};
+use berth_runtime::user;
+use tokio::sync::mpsc::UnboundedReceiver;
+
+use super::container::{AttachMsg, Container, Status, StdinMsg};
+use super::{now_rfc3339, Daemon};
+use crate::error::{DaemonError, Result};
+
+const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// How a failed start is reported: Docker's exit codes and statuses, which
+/// the docker CLI turns into 127 (not found), 126 (not executable) or 125.
+fn start_error(cmd: &str, msg: String) -> (i64, DaemonError) {
+    // The runtime's own wrapping ("failed to create container: …") adds
+    // nothing for the user; Docker's text starts at the exec error.
+    let core = msg.find("exec: \"").map(|i| &msg[i..]).unwrap_or(&msg);
+    let text = format!(
+        "failed to create task for container: OCI runtime create failed: unable to start container process: {core}: unknown"
+    );
+    let has_cmd = msg.contains(cmd);
+    if has_cmd && (msg.contains("executable file not found") || msg.contains("no such file or directory")) {
+        (127, DaemonError::BadRequest(text))
+    } else if msg.contains("permission denied") || msg.contains("is a directory") {
+        (126, DaemonError::BadRequest(text))
+    } else {
+        (128, DaemonError::Internal(text))
+    }
+}
+
+impl Daemon {
+    /// Starts a created or exited container.
+    pub async fn start(self: &Arc<Self>, c: &Arc<Container>) -> Result<()> {
+        let _op = c.op.lock().await;
+        let status = c.status();
+        if status.is_active() {
+            return Err(DaemonError::NotModified);
+        }
+        if !status.can_start() {
+            return Err(DaemonError::Conflict(format!("cannot start a container in state {}", status.as_str())));
+        }
+        match self.start_locked(c).await {
+            Ok(()) => Ok(()),
+            Err((code, err)) => {
+                let _ = unmount(&self.rootfs(&c.id));
+                {
+                    let mut r = c.rec();
+                    r.state.error = err.to_string();
+                    r.state.exit_code = code;
+                }
+                let _ = self.persist(c);
+                let auto_remove = c.rec().host_config.auto_remove;
+                if auto_remove {
+                    // Docker removes an --rm container whose start failed.
+                    drop(_op);
+                    let _ = self.remove(c, true).await;
+                }
+                Err(err)
+            }
+        }
+    }
+
+    async fn start_locked(self: &Arc<Self>, c: &Arc<Container>) -> std::result::Result<(), (i64, DaemonError)> {
+        let internal = |e: DaemonError| (128, e);
+        let rec = c.snapshot();
+        let dir = self.container_dir(&c.id);
+        let rootfs = self.rootfs(&c.id);
+        let lowers = self.images.lower_dirs_from(rec.top_chain.as_deref()).map_err(|e| internal(e.into()))?;
+        let dirs = RootfsDirs { lowers, upper: dir.join("upper"), work: dir.join("work"), target: rootfs.clone() };
+        if !berth_image::mount::is_mounted(&rootfs) {
+            dirs.mount().map_err(|e| internal(e.into()))?;
+        }
+
+        let config = &rec.config;
+        let hc = &rec.host_config;
+        let u = user::resolve(&rootfs, &config.user, hc.group_add.as_deref().unwrap_or_default())
+            .map_err(|e| (126, DaemonError::BadRequest(format!("unable to start container process: {e}"))))?;
+        let cwd = if config.working_dir.is_empty() { "/".to_string() } else { config.working_dir.clone() };
+        if cwd != "/" {
+            let p = user::secure_join(&rootfs, &cwd);
+            if !p.exists() {
+                std::fs::create_dir_all(&p)
+                    .and_then(|_| std::os::unix::fs::chown(&p, Some(u.uid), Some(u.gid)))
+                    .map_err(|e| internal(DaemonError::Internal(format!("creating working directory {cwd}: {e}"))))?;
+            }
+        }
+        let mut env: Vec<String> = Vec::new();
+        let user_env = config.env.clone().unwrap_or_default();
+        if !user_env.iter().any(|e| e.starts_with("PATH=")) {
+            env.push(DEFAULT_PATH.into());
+        }
+        env.push(format!("HOSTNAME={}", config.hostname));
+        env.extend(user_env);
+        if !env.iter().any(|e| e.starts_with("HOME=")) {
+            env.push(format!("HOME={}", u.home));
+        }
+        let mut args = vec![rec.path.clone()];
+        args.extend(rec.args.iter().cloned());
+        let binds = ["hostname", "hosts", "resolv.conf"]
+            .iter()
+            .map(|f| BindMount { source: dir.join(f), destination: format!("/etc/{f}"), readonly: false })
+            .collect();
+        let cs = ContainerSpec {
+            id: c.id.clone(),
+            rootfs: rootfs.clone(),
+            args,
+            env,
+            cwd,
+            uid: u.uid,
+            gid: u.gid,
+            additional_gids: u.additional_gids,
+            hostname: config.hostname.clone(),
+            tty: config.tty,
+            readonly_rootfs: hc.readonly_rootfs,
+            privileged: hc.privileged,
+            cgroups_path: format!("/{}/{}", self.cfg.cgroup_parent, c.id),
+            binds,
+            shm_size: hc.shm_size.max(0) as u64,
+            network: if hc.network_mode == "host" { spec::NetworkNs::Host } else { spec::NetworkNs::New },
+            cap_add: hc.cap_add.clone().unwrap_or_default(),
+            cap_drop: hc.cap_drop.clone().unwrap_or_default(),
+        };
+        let oci = spec::build(&cs).map_err(|e| internal(e.into()))?;
+        spec::write_bundle(&dir, &oci).map_err(|e| internal(e.into()))?;
+
+        let runtime_bin = self.cfg.runtimes.get(&rec.runtime).cloned().flatten();
+        let runtime_root = match &runtime_bin {
+            None => self.cfg.exec_root.join("runtime"),
+            Some(_) => self.cfg.exec_root.join(format!("runtime-{}", rec.runtime)),
+        };
+        let state_dir = self.state_dir(&c.id);
+        let shim_cfg = ShimConfig {
+            id: c.id.clone(),
+            bundle: dir.clone(),
+            runtime_root,
+            runtime: runtime_bin,
+            tty: config.tty,
+            open_stdin: config.open_stdin,
+            log_path: (hc.log_config.kind != "none").then(|| self.log_path(&c.id)),
+        };
+        let pid = driver::spawn(&self.exe, &state_dir, &shim_cfg)
+            .await
+            .map_err(|e| start_error(&rec.path, e.to_string()))?;
+        let (client, mut rx) = driver::connect(&state_dir).await.map_err(|e| internal(e.into()))?;
+        client.request(&Request::Start).await.map_err(|e| internal(e.into()))?;
+        let mut early = Vec::new();
+        let started_at = loop {
+            match rx.recv().await {
+                Some(ShimMessage::Event(Event::Started { started_at })) => break started_at,
+                Some(ShimMessage::Event(Event::StartFailed { message })) => {
+                    let _ = client.request(&Request::Kill { signal: 9 }).await;
+                    return Err(start_error(&rec.path, message));
+                }
+                Some(ShimMessage::Event(Event::Exited(_))) | None => {
+                    return Err(internal(DaemonError::Internal("container process ended before it started".into())));
+                }
+                Some(ShimMessage::Output { stream, data }) => early.push((stream, data)),
+                Some(ShimMessage::Event(Event::Hello { .. })) => {}
+            }
+        };
+        {
+            let mut r = c.rec();
+            r.state.status = Status::Running;
+            r.state.pid = pid as i64;
+            r.state.started_at = started_at;
+            r.state.exit_code = 0;
+            r.state.error.clear();
+            r.state.oom_killed = false;
+        }
+        *c.shim.lock().unwrap_or_else(|p| p.into_inner()) = Some(client.clone());
+        self.persist(c).map_err(internal)?;
+        c.lifecycle.send_modify(|l| {
+            l.running = true;
+            l.unclaimed_exit = None;
+        });
+        for (stream, data) in early {
+            c.publish(AttachMsg::Output(stream, data.into()));
+        }
+        spawn_stdin_pump(c.clone(), client, rec.config.stdin_once);
+        let d = self.clone();
+        let cc = c.clone();
+        tokio::spawn(async move { d.monitor(cc, rx).await });
+        Ok(())
+    }
+
+    /// Follows a running container's shim until the process exits.
+    pub(super) async fn monitor(self: Arc<Self>, c: Arc<Container>, mut rx: UnboundedReceiver<ShimMessage>) {
+        while let Some(msg) = rx.recv().await {
+            match msg {
+                ShimMessage::Output { stream, data } => c.publish(AttachMsg::Output(stream, data.into())),
+                ShimMessage::Event(Event::Exited(status)) => {
+                    self.on_exit(&c, Some(status)).await;
+                    return;
+                }
+                ShimMessage::Event(Event::Hello { pid, .. }) => {
+                    c.rec().state.pid = pid as i64;
+                }
+                ShimMessage::Event(_) => {}
+            }
+        }
+        // The shim went away without a word: its exit file may still tell.
+        let status = shim::read_exit(&self.state_dir(&c.id));
+        self.on_exit(&c, status).await;
+    }
+
+    /// Records an exit: state, log of it, rootfs unmounted, waiters and
+    /// attached clients told; `--rm` containers removed.
+    pub(super) async fn on_exit(self: &Arc<Self>, c: &Arc<Container>, status: Option<ExitStatus>) {
+        let client = c.shim.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(client) = client {
+            let _ = client.request(&Request::Shutdown).await;
+        }
+        let (code, auto_remove) = {
+            let mut r = c.rec();
+            let pid = r.state.pid;
+            match &status {
+                Some(s) => {
+                    r.state.exit_code = s.code as i64;
+                    r.state.finished_at = s.finished_at.clone();
+                    r.state.oom_killed = s.oom_killed;
+                }
+                None => {
+                    // The shim died: make sure nothing of the container is left running.
+                    if pid > 0 {
+                        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGKILL);
+                    }
+                    r.state.exit_code = 255;
+                    r.state.finished_at = now_rfc3339();
+                    r.state.error = "container monitor (shim) exited unexpectedly".into();
+                }
+            }
+            r.state.status = Status::Exited;
+            r.state.pid = 0;
+            (r.state.exit_code, r.host_config.auto_remove)
+        };
+        if let Err(e) = self.persist(c) {
+            tracing::error!(id = %c.id, "recording exit: {e}");
+        }
+        if let Err(e) = unmount(&self.rootfs(&c.id)) {
+            tracing::warn!(id = %c.id, "unmounting rootfs: {e}");
+        }
+        c.publish(AttachMsg::End);
+        c.lifecycle.send_modify(|l| {
+            l.running = false;
+            l.exits += 1;
+            l.exit_code = code;
+            l.unclaimed_exit = (l.next_exit_waiters == 0).then(std::time::Instant::now);
+        });
+        tracing::debug!(id = %c.id, code, "container exited");
+        if auto_remove {
+            if let Err(e) = self.remove(c, true).await {
+                tracing::error!(id = %c.id, "auto-remove: {e}");
+            }
+        }
+    }
+}
+
+/// Moves attach stdin to the shim, in order, while the process runs; the
+/// receiver goes back to the container afterwards for the next start.
+pub(super) fn spawn_stdin_pump(c: Arc<Container>, client: berth_runtime::driver::ShimClient, stdin_once: bool) {
+    let Some(mut rx) = c.stdin_rx.lock().unwrap_or_else(|p| p.into_inner()).take() else {
+        return;
+    };
+    let mut lc = c.lifecycle.subscribe();
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                m = rx.recv() => match m {
+                    Some(StdinMsg::Data(b)) => {
+                        if client.stdin(&b).await.is_err() {
+                            break;
+                        }
+                    }
+                    Some(StdinMsg::Eof) => {
+                        if stdin_once {
+                            let _ = client.request(&Request::CloseStdin).await;
+                        }
+                    }
+                    None => break,
+                },
+                changed = lc.changed() => {
+                    if changed.is_err() || !lc.borrow().running {
+                        break;
+                    }
+                }
+            }
+        }
+        *c.stdin_rx.lock().unwrap_or_else(|p| p.into_inner()) = Some(rx);
+    });
+}

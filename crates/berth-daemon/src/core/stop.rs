@@ -1,0 +1,122 @@
+//! `stop`, `kill` and `restart`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use berth_runtime::protocol::Request;
+use nix::sys::signal::Signal;
+
+use super::container::Container;
+use super::Daemon;
+use crate::error::{DaemonError, Result};
+
+/// Parses a signal as Docker accepts it: `9`, `KILL`, `SIGKILL`, `sigkill`.
+pub fn parse_signal(s: &str) -> Result<i32> {
+    if let Ok(n) = s.parse::<i32>() {
+        if Signal::try_from(n).is_ok() {
+            return Ok(n);
+        }
+    } else {
+        let up = s.to_ascii_uppercase();
+        let name = if up.starts_with("SIG") { up } else { format!("SIG{up}") };
+        if let Ok(sig) = name.parse::<Signal>() {
+            return Ok(sig as i32);
+        }
+    }
+    Err(DaemonError::BadRequest(format!("Invalid signal: {s}")))
+}
+
+impl Daemon {
+    /// Sends a signal; 409 when the container is not running.
+    pub async fn kill(&self, c: &Arc<Container>, signal: Option<&str>) -> Result<()> {
+        let sig = parse_signal(signal.filter(|s| !s.is_empty()).unwrap_or("SIGKILL"))?;
+        let client = c.shim_client().filter(|_| c.status().is_active()).ok_or_else(|| {
+            DaemonError::Conflict(format!("Cannot kill container: {}: Container {} is not running", c.name(), c.id))
+        })?;
+        client.request(&Request::Kill { signal: sig }).await?;
+        Ok(())
+    }
+
+    /// Sends the stop signal, waits up to `timeout` seconds (`None`: the
+    /// container's StopTimeout or 10; negative: forever), then SIGKILL.
+    pub async fn stop(&self, c: &Arc<Container>, timeout: Option<i64>, signal: Option<&str>) -> Result<()> {
+        let _op = c.op.lock().await;
+        self.stop_locked(c, timeout, signal).await
+    }
+
+    pub(super) async fn stop_locked(&self, c: &Arc<Container>, timeout: Option<i64>, signal: Option<&str>) -> Result<()> {
+        if !c.status().is_active() {
+            return Err(DaemonError::NotModified);
+        }
+        let (stop_signal, default_timeout) = {
+            let r = c.rec();
+            (r.config.stop_signal.clone().unwrap_or_else(|| "SIGTERM".into()), r.config.stop_timeout.unwrap_or(10))
+        };
+        let sig = parse_signal(signal.filter(|s| !s.is_empty()).unwrap_or(&stop_signal))?;
+        let t = timeout.unwrap_or(default_timeout);
+        let mut lc = c.lifecycle.subscribe();
+        if let Some(client) = c.shim_client() {
+            let _ = client.request(&Request::Kill { signal: sig }).await;
+        }
+        let stopped = async {
+            while lc.borrow_and_update().running {
+                if lc.changed().await.is_err() {
+                    break;
+                }
+            }
+        };
+        if t < 0 {
+            stopped.await;
+            return Ok(());
+        }
+        if tokio::time::timeout(Duration::from_secs(t as u64), stopped).await.is_ok() {
+            return Ok(());
+        }
+        self.kill_and_wait(c).await
+    }
+
+    /// SIGKILL, then wait for the exit to be recorded.
+    pub(super) async fn kill_and_wait(&self, c: &Arc<Container>) -> Result<()> {
+        let mut lc = c.lifecycle.subscribe();
+        if let Some(client) = c.shim_client() {
+            let _ = client.request(&Request::Kill { signal: libc::SIGKILL }).await;
+        }
+        let gone = async {
+            while lc.borrow_and_update().running {
+                if lc.changed().await.is_err() {
+                    break;
+                }
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(30), gone)
+            .await
+            .map_err(|_| DaemonError::Internal(format!("container {} did not exit after SIGKILL", c.id)))
+    }
+
+    /// Stops (if running) and starts again.
+    pub async fn restart(self: &Arc<Self>, c: &Arc<Container>, timeout: Option<i64>, signal: Option<&str>) -> Result<()> {
+        match self.stop(c, timeout, signal).await {
+            Ok(()) | Err(DaemonError::NotModified) => {}
+            Err(e) => return Err(e),
+        }
+        match self.start(c).await {
+            Ok(()) | Err(DaemonError::NotModified) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signals() {
+        assert_eq!(parse_signal("9").unwrap(), 9);
+        assert_eq!(parse_signal("KILL").unwrap(), 9);
+        assert_eq!(parse_signal("sigterm").unwrap(), 15);
+        assert_eq!(parse_signal("SIGUSR1").unwrap(), 10);
+        assert_eq!(parse_signal("NOPE").unwrap_err().to_string(), "Invalid signal: NOPE");
+        assert!(parse_signal("99").is_err());
+    }
+}

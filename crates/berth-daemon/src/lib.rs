@@ -1,0 +1,123 @@
+//! berth's daemon: the Docker Engine API on a Unix socket ([`api`]) in front
+//! of a lifecycle core ([`core`]) that knows nothing of HTTP, so that other
+//! fronts (the Kubernetes CRI) can sit beside it later.
+
+pub mod api;
+pub mod config;
+pub mod core;
+mod error;
+
+use std::ffi::OsString;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+use clap::Parser;
+use tokio::net::UnixListener;
+
+pub use config::{DaemonArgs, DaemonConfig};
+pub use error::DaemonError;
+
+/// Entry point of `berth daemon ARGS…` (ARGS without "daemon"); returns the
+/// exit code.
+pub fn main(args: Vec<OsString>) -> i32 {
+    let argv = std::iter::once(OsString::from("berth daemon")).chain(args);
+    let a = match DaemonArgs::try_parse_from(argv) {
+        Ok(a) => a,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() { 1 } else { 0 };
+        }
+    };
+    init_tracing(&a.log_level);
+    let cfg = match DaemonConfig::from_args(&a) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("berth daemon: {e}");
+            return 1;
+        }
+    };
+    let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("berth daemon: starting the runtime: {e}");
+            return 1;
+        }
+    };
+    match rt.block_on(run(cfg)) {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("berth daemon: {e}");
+            1
+        }
+    }
+}
+
+fn init_tracing(level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_new(format!("{level},hyper=warn,axum=warn"))
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+}
+
+/// Binds the socket, refusing to steal it from a daemon that answers.
+async fn bind(socket: &Path, group: Option<&str>) -> Result<UnixListener, DaemonError> {
+    let io = |what: &str, e: std::io::Error| DaemonError::Internal(format!("{what} {}: {e}", socket.display()));
+    if let Some(dir) = socket.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| io("create directory of", e))?;
+    }
+    if socket.exists() {
+        if tokio::net::UnixStream::connect(socket).await.is_ok() {
+            return Err(DaemonError::Internal(format!(
+                "another daemon is already listening on {}",
+                socket.display()
+            )));
+        }
+        std::fs::remove_file(socket).map_err(|e| io("remove stale socket", e))?;
+    }
+    let l = UnixListener::bind(socket).map_err(|e| io("listen on", e))?;
+    std::fs::set_permissions(socket, std::fs::Permissions::from_mode(0o660)).map_err(|e| io("chmod", e))?;
+    if let Some(g) = group {
+        let gid = nix::unistd::Group::from_name(g)
+            .ok()
+            .flatten()
+            .map(|g| g.gid)
+            .ok_or_else(|| DaemonError::Internal(format!("group {g} not found")))?;
+        nix::unistd::chown(socket, None, Some(gid)).map_err(|e| io("chown", e.into()))?;
+    }
+    Ok(l)
+}
+
+/// Runs the daemon until SIGTERM or SIGINT. Containers keep running after
+/// it stops; the next daemon reconnects to them.
+pub async fn run(cfg: DaemonConfig) -> Result<(), DaemonError> {
+    let socket = cfg.socket.clone();
+    let group = cfg.group.clone();
+    let listener = bind(&socket, group.as_deref()).await?;
+    let d = tokio::task::spawn_blocking(move || core::Daemon::open(cfg))
+        .await
+        .map_err(|e| DaemonError::Internal(e.to_string()))??;
+    d.restore().await;
+    tracing::info!(socket = %socket.display(), data_root = %d.cfg.data_root.display(), "berth daemon listening");
+    let service = api::service(d);
+    let shutdown = async {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        let term = async {
+            match term.as_mut() {
+                Some(t) => {
+                    t.recv().await;
+                }
+                None => std::future::pending::<()>().await,
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term => {}
+        }
+        tracing::info!("shutting down (containers keep running)");
+    };
+    use axum::ServiceExt;
+    let served = axum::serve(listener, ServiceExt::<axum::extract::Request>::into_make_service(service))
+        .with_graceful_shutdown(shutdown)
+        .await;
+    let _ = std::fs::remove_file(&socket);
+    served.map_err(|e| DaemonError::Internal(format!("serving: {e}")))
+}

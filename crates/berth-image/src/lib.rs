@@ -1,0 +1,22 @@
+//! Images on disk: the image config format, layers unpacked once per chain ID
+//! into short-named directories, overlay mounts for containers, and the ways
+//! images come in and go out (import, load, save).
+//!
+//! The main type is [`ImageStore`]: it owns the blob store, the metadata
+//! database's image/layer/tag tables and the `layers/` directory.
+
+pub mod changes;
+pub mod compression;
+pub mod config;
+mod error;
+mod import;
+mod layers;
+pub mod mount;
+mod store;
+pub mod unpack;
+
+pub use config::{History, ImageConfig, RootFsConfig};
+pub use error::ImageError;
+pub use import::{host_arch, layer_media_type, ImportOptions};
+pub use layers::chain_ids;
+pub use store::{DeleteOutcome, ImageStore, ImageUser, ResolvedImage};

@@ -1,0 +1,247 @@
+//! The two ways the shim runs a container: youki's libcontainer in this
+//! process, or an external OCI runtime binary (runc, crun, youki) on the
+//! same bundle.
+
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use libcontainer::container::builder::ContainerBuilder;
+use libcontainer::container::Container;
+use libcontainer::syscall::syscall::SyscallType;
+use libcontainer::workload::{Executor, ExecutorError, ExecutorValidationError};
+use oci_spec::runtime::Spec;
+
+use super::ShimConfig;
+use crate::RuntimeError;
+
+/// The container's stdio as the runtime should hand it to the process.
+pub(super) struct ProcessIo {
+    pub(super) stdin: Option<OwnedFd>,
+    pub(super) stdout: Option<OwnedFd>,
+    pub(super) stderr: Option<OwnedFd>,
+    pub(super) console_socket: Option<PathBuf>,
+}
+
+/// A created container, through one of the backends.
+pub(super) enum Backend {
+    Libcontainer(Box<Container>),
+    External { binary: PathBuf, root: PathBuf, id: String, log: PathBuf },
+}
+
+impl Backend {
+    /// Creates the container (its process waits for `start`); returns the
+    /// backend and the process's host PID.
+    pub(super) fn create(cfg: &ShimConfig, io: ProcessIo, state_dir: &Path) -> Result<(Backend, i32), RuntimeError> {
+        match &cfg.runtime {
+            None => create_libcontainer(cfg, io),
+            Some(bin) => create_external(cfg, bin, io, state_dir),
+        }
+    }
+
+    pub(super) fn start(&mut self) -> Result<(), RuntimeError> {
+        match self {
+            Backend::Libcontainer(c) => c.start().map_err(|e| RuntimeError::Create(error_chain(&e))),
+            Backend::External { binary, root, id, log } => {
+                run_runtime(binary, root, log, &["start", id.as_str()], None).map(|_| ())
+            }
+        }
+    }
+
+    /// Cleans up after a failed create: whatever state the runtime wrote.
+    pub(super) fn cleanup_failed(cfg: &ShimConfig, state_dir: &Path) {
+        match &cfg.runtime {
+            None => {
+                let dir = cfg.runtime_root.join(&cfg.id);
+                if let Ok(mut c) = Container::load(dir.clone()) {
+                    let _ = c.delete(true);
+                }
+                let _ = std::fs::remove_dir_all(&dir);
+            }
+            Some(bin) => {
+                let log = state_dir.join("runtime.log");
+                let _ = run_runtime(bin, &cfg.runtime_root, &log, &["delete", "--force", cfg.id.as_str()], None);
+            }
+        }
+    }
+
+    /// Removes the runtime's state and the container's cgroup. Best effort:
+    /// the container is gone either way.
+    pub(super) fn delete(&mut self) {
+        match self {
+            Backend::Libcontainer(c) => {
+                if let Err(e) = c.delete(true) {
+                    tracing::warn!("deleting container state: {}", error_chain(&e));
+                }
+            }
+            Backend::External { binary, root, id, log } => {
+                if let Err(e) = run_runtime(binary, root, log, &["delete", "--force", id.as_str()], None) {
+                    tracing::warn!("runtime delete: {e}");
+                }
+            }
+        }
+    }
+}
+
+/// The workload runner handed to libcontainer: Docker's exec errors.
+#[derive(Clone)]
+struct DockerExecutor;
+
+impl Executor for DockerExecutor {
+    fn exec(&self, spec: &Spec) -> Result<(), ExecutorError> {
+        crate::sys::default_sigpipe();
+        libcontainer::workload::default::get_executor().exec(spec)
+    }
+
+    /// Checked inside the container before start, so `run` of a missing
+    /// command fails at create with the text the docker CLI maps to 127/126.
+    fn validate(&self, spec: &Spec) -> Result<(), ExecutorValidationError> {
+        let process = spec.process().as_ref().ok_or(ExecutorValidationError::CantHandle("berth"))?;
+        let args = process.args().as_ref().filter(|a| !a.is_empty()).ok_or_else(|| {
+            ExecutorValidationError::ArgValidationError("no command specified".into())
+        })?;
+        let cmd = &args[0];
+        let path_var = process
+            .env()
+            .as_ref()
+            .and_then(|env| env.iter().find_map(|e| e.strip_prefix("PATH=")))
+            .unwrap_or("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+        let candidate = if cmd.contains('/') {
+            Some(PathBuf::from(cmd))
+        } else {
+            path_var.split(':').map(|d| Path::new(d).join(cmd)).find(|p| p.is_file())
+        };
+        let Some(path) = candidate else {
+            return Err(ExecutorValidationError::ArgValidationError(format!(
+                "exec: \"{cmd}\": executable file not found in $PATH"
+            )));
+        };
+        match std::fs::metadata(&path) {
+            Err(_) => Err(ExecutorValidationError::ArgValidationError(format!(
+                "exec: \"{cmd}\": stat {cmd}: no such file or directory"
+            ))),
+            Ok(m) if m.is_dir() => Err(ExecutorValidationError::ArgValidationError(format!(
+                "exec: \"{cmd}\": is a directory"
+            ))),
+            Ok(m) => {
+                use std::os::unix::fs::PermissionsExt;
+                if m.permissions().mode() & 0o111 == 0 {
+                    Err(ExecutorValidationError::ArgValidationError(format!(
+                        "exec: \"{cmd}\": permission denied"
+                    )))
+                } else {
+                    Ok(())
+                }
+            }
+        }
+    }
+}
+
+fn create_libcontainer(cfg: &ShimConfig, io: ProcessIo) -> Result<(Backend, i32), RuntimeError> {
+    let fail = |e: libcontainer::error::LibcontainerError| RuntimeError::Create(error_chain(&e));
+    let mut builder = ContainerBuilder::new(cfg.id.clone(), SyscallType::default())
+        .with_executor(DockerExecutor)
+        .with_root_path(&cfg.runtime_root)
+        .map_err(fail)?
+        .with_console_socket(io.console_socket.as_ref());
+    if let Some(stdin) = io.stdin {
+        builder = builder.with_stdin(stdin);
+    }
+    if let Some(out) = io.stdout {
+        builder = builder.with_stdout(out);
+    }
+    if let Some(err) = io.stderr {
+        builder = builder.with_stderr(err);
+    }
+    let container = builder
+        .as_init(&cfg.bundle)
+        .with_systemd(false)
+        .with_detach(true)
+        .build()
+        .map_err(fail)?;
+    let pid = container
+        .pid()
+        .map(|p| p.as_raw())
+        .ok_or_else(|| RuntimeError::Create("container has no pid after create".into()))?;
+    Ok((Backend::Libcontainer(Box::new(container)), pid))
+}
+
+fn create_external(
+    cfg: &ShimConfig,
+    binary: &Path,
+    io: ProcessIo,
+    state_dir: &Path,
+) -> Result<(Backend, i32), RuntimeError> {
+    let log = state_dir.join("runtime.log");
+    let pid_file = state_dir.join("init.pid");
+    let bundle = cfg.bundle.display().to_string();
+    let pid_arg = pid_file.display().to_string();
+    let mut args = vec!["create", "--bundle", bundle.as_str(), "--pid-file", pid_arg.as_str()];
+    let console = io.console_socket.as_ref().map(|p| p.display().to_string());
+    if let Some(c) = &console {
+        args.push("--console-socket");
+        args.push(c.as_str());
+    }
+    args.push(cfg.id.as_str());
+    run_runtime(binary, &cfg.runtime_root, &log, &args, Some(io))?;
+    let pid_text = std::fs::read_to_string(&pid_file).map_err(|e| RuntimeError::io("read", &pid_file, e))?;
+    let pid = pid_text
+        .trim()
+        .parse()
+        .map_err(|_| RuntimeError::Create(format!("runtime wrote a bad pid file: {pid_text:?}")))?;
+    let backend = Backend::External {
+        binary: binary.to_path_buf(),
+        root: cfg.runtime_root.clone(),
+        id: cfg.id.clone(),
+        log,
+    };
+    Ok((backend, pid))
+}
+
+/// Runs `binary --root ROOT --log LOG --log-format json ARGS`; on failure the
+/// last error the runtime logged is the message.
+fn run_runtime(binary: &Path, root: &Path, log: &Path, args: &[&str], io: Option<ProcessIo>) -> Result<(), RuntimeError> {
+    let mut cmd = Command::new(binary);
+    cmd.arg("--root").arg(root).arg("--log").arg(log).arg("--log-format").arg("json").args(args);
+    match io {
+        // runc passes its own stdio to the container when there is no TTY.
+        Some(io) => {
+            cmd.stdin(io.stdin.map(Stdio::from).unwrap_or_else(Stdio::null));
+            cmd.stdout(io.stdout.map(Stdio::from).unwrap_or_else(Stdio::null));
+            cmd.stderr(io.stderr.map(Stdio::from).unwrap_or_else(Stdio::null));
+        }
+        None => {
+            cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
+        }
+    }
+    let status = cmd
+        .status()
+        .map_err(|e| RuntimeError::Create(format!("running OCI runtime {}: {e}", binary.display())))?;
+    if status.success() {
+        return Ok(());
+    }
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let msg = text
+        .lines()
+        .rev()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|v| v["level"] == "error")
+        .and_then(|v| v["msg"].as_str().map(str::to_string))
+        .unwrap_or_else(|| format!("{} {} failed: {status}", binary.display(), args[0]));
+    Err(RuntimeError::Create(msg))
+}
+
+/// An error and all its causes on one line, as the runtime's message.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        let t = c.to_string();
+        if !s.contains(&t) {
+            s.push_str(": ");
+            s.push_str(&t);
+        }
+        cur = c.source();
+    }
+    s
+}

@@ -1,0 +1,500 @@
+//! The shim's single-threaded loop: container output → log and daemon,
+//! daemon requests → container, SIGCHLD → exit status.
+
+use std::io::{Read, Write};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use nix::errno::Errno;
+use nix::fcntl::{fcntl, FcntlArg, OFlag};
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::signal::{kill, SigSet, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::Pid;
+
+use super::backend::{Backend, ProcessIo};
+use super::log::JsonLog;
+use super::{files, Ready, ShimConfig};
+use crate::protocol::{self, kind, Decoder, Event, ExitStatus, Request};
+use crate::RuntimeError;
+
+/// How long output may keep flowing after the process exited (from
+/// grandchildren that still hold the pipes) before the exit is final.
+const DRAIN_WINDOW: Duration = Duration::from_secs(2);
+/// Stop reading container output while a daemon connection has this much
+/// unsent: a slow reader slows the container instead of growing memory.
+const BACKPRESSURE: usize = 4 << 20;
+
+struct Client {
+    stream: UnixStream,
+    dec: Decoder,
+    out: Vec<u8>,
+    gone: bool,
+}
+
+impl Client {
+    fn send(&mut self, frame: &[u8]) {
+        self.out.extend_from_slice(frame);
+        self.flush();
+    }
+
+    fn flush(&mut self) {
+        while !self.out.is_empty() && !self.gone {
+            match self.stream.write(&self.out) {
+                Ok(0) => self.gone = true,
+                Ok(n) => {
+                    self.out.drain(..n);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(_) => self.gone = true,
+            }
+        }
+    }
+}
+
+struct Output {
+    stream: u8,
+    fd: OwnedFd,
+}
+
+struct Shim {
+    pid: i32,
+    started: bool,
+    backend: Backend,
+    outputs: Vec<Output>,
+    /// The pty master, for resize.
+    master: Option<OwnedFd>,
+    stdin: Option<OwnedFd>,
+    stdin_buf: Vec<u8>,
+    stdin_close: bool,
+    clients: Vec<Client>,
+    log: Option<JsonLog>,
+    raw_exit: Option<(i32, Option<i32>, Instant)>,
+    exit: Option<ExitStatus>,
+    shutdown: bool,
+}
+
+fn set_nonblocking(fd: BorrowedFd<'_>) -> Result<(), RuntimeError> {
+    let flags = fcntl(fd.as_raw_fd(), FcntlArg::F_GETFL).map_err(errno_io("fcntl"))?;
+    fcntl(
+        fd.as_raw_fd(),
+        FcntlArg::F_SETFL(OFlag::from_bits_truncate(flags) | OFlag::O_NONBLOCK),
+    )
+    .map_err(errno_io("fcntl"))?;
+    Ok(())
+}
+
+fn errno_io(op: &'static str) -> impl Fn(Errno) -> RuntimeError {
+    move |e| RuntimeError::io(op, "", std::io::Error::from_raw_os_error(e as i32))
+}
+
+fn pipe() -> Result<(OwnedFd, OwnedFd), RuntimeError> {
+    nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(errno_io("pipe"))
+}
+
+fn now_rfc3339() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
+}
+
+/// Prints the ready line on stdout and points stdout at /dev/null, so the
+/// daemon's read of the pipe ends.
+fn announce(ready: &Ready) {
+    let mut out = std::io::stdout().lock();
+    let _ = serde_json::to_writer(&mut out, ready);
+    let _ = out.write_all(b"\n");
+    let _ = out.flush();
+    if let Ok(null) = std::fs::OpenOptions::new().write(true).open("/dev/null") {
+        let _ = nix::unistd::dup2(null.as_raw_fd(), 1);
+    }
+}
+
+pub(super) fn run(state_dir: &Path, cfg: &ShimConfig) -> Result<(), RuntimeError> {
+    // Orphans of the container (and runc's init, once runc exits) become our
+    // children, so their exit reaches us.
+    nix::sys::prctl::set_child_subreaper(true).map_err(errno_io("prctl"))?;
+
+    let sock_path = state_dir.join(files::SOCKET);
+    let _ = std::fs::remove_file(&sock_path);
+    // Bind relative to the state dir: socket paths are limited to 108 bytes.
+    std::env::set_current_dir(state_dir).map_err(|e| RuntimeError::io("chdir", state_dir, e))?;
+    let listener = UnixListener::bind(files::SOCKET).map_err(|e| RuntimeError::io("bind", &sock_path, e))?;
+    listener.set_nonblocking(true).map_err(|e| RuntimeError::io("socket", &sock_path, e))?;
+
+    let mut outputs = Vec::new();
+    let mut io = ProcessIo { stdin: None, stdout: None, stderr: None, console_socket: None };
+    let mut stdin_w = None;
+    let console = if cfg.tty {
+        let p = state_dir.join(files::CONSOLE);
+        let _ = std::fs::remove_file(&p);
+        let l = UnixListener::bind(files::CONSOLE).map_err(|e| RuntimeError::io("bind", &p, e))?;
+        io.console_socket = Some(p);
+        Some(l)
+    } else {
+        if cfg.open_stdin {
+            let (r, w) = pipe()?;
+            io.stdin = Some(r);
+            stdin_w = Some(w);
+        } else {
+            let null = std::fs::File::open("/dev/null").map_err(|e| RuntimeError::io("open", "/dev/null", e))?;
+            io.stdin = Some(null.into());
+        }
+        let (or, ow) = pipe()?;
+        let (er, ew) = pipe()?;
+        io.stdout = Some(ow);
+        io.stderr = Some(ew);
+        outputs.push(Output { stream: kind::STDOUT, fd: or });
+        outputs.push(Output { stream: kind::STDERR, fd: er });
+        None
+    };
+
+    let (backend, pid) = match Backend::create(cfg, io, state_dir) {
+        Ok(v) => v,
+        Err(e) => {
+            Backend::cleanup_failed(cfg, state_dir);
+            announce(&Ready { pid: None, error: Some(e.to_string()) });
+            return Err(e);
+        }
+    };
+
+    let mut master = None;
+    if let Some(l) = console {
+        let (conn, _) = l.accept().map_err(|e| RuntimeError::io("accept", files::CONSOLE, e))?;
+        let m = crate::sys::recv_fd(conn.as_fd()).map_err(|e| RuntimeError::io("receive pty master", files::CONSOLE, e))?;
+        let _ = std::fs::remove_file(files::CONSOLE);
+        let out = m.try_clone().map_err(|e| RuntimeError::io("dup", "pty", e))?;
+        if cfg.open_stdin {
+            stdin_w = Some(m.try_clone().map_err(|e| RuntimeError::io("dup", "pty", e))?);
+        }
+        outputs.push(Output { stream: kind::STDOUT, fd: out });
+        master = Some(m);
+    }
+    for o in &outputs {
+        set_nonblocking(o.fd.as_fd())?;
+    }
+    if let Some(w) = &stdin_w {
+        set_nonblocking(w.as_fd())?;
+    }
+
+    // Only now block SIGCHLD: the container's process was forked before,
+    // so it does not inherit the blocked mask.
+    let mut mask = SigSet::empty();
+    mask.add(Signal::SIGCHLD);
+    mask.thread_block().map_err(errno_io("sigprocmask"))?;
+    let sigfd = SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC).map_err(errno_io("signalfd"))?;
+
+    let log = match &cfg.log_path {
+        Some(p) => Some(JsonLog::open(p).map_err(|e| RuntimeError::io("open", p, e))?),
+        None => None,
+    };
+    announce(&Ready { pid: Some(pid), error: None });
+
+    let mut shim = Shim {
+        pid,
+        started: false,
+        backend,
+        outputs,
+        master,
+        stdin: stdin_w,
+        stdin_buf: Vec::new(),
+        stdin_close: false,
+        clients: Vec::new(),
+        log,
+        raw_exit: None,
+        exit: None,
+        shutdown: false,
+    };
+    shim.serve(&listener, &sigfd, state_dir);
+    Ok(())
+}
+
+impl Shim {
+    fn serve(&mut self, listener: &UnixListener, sigfd: &SignalFd, state_dir: &Path) {
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            if self.exit.is_some() && (self.shutdown || self.clients.is_empty()) {
+                return;
+            }
+            if let Some((_, _, at)) = self.raw_exit {
+                if self.exit.is_none() && (self.outputs.is_empty() || at.elapsed() >= DRAIN_WINDOW) {
+                    self.finalize(state_dir);
+                    continue;
+                }
+            }
+            let backpressure = self.clients.iter().any(|c| c.out.len() > BACKPRESSURE);
+            // Index layout of `fds`: listener, signalfd, outputs, stdin?, clients.
+            let mut fds: Vec<PollFd<'_>> = Vec::new();
+            fds.push(PollFd::new(listener.as_fd(), PollFlags::POLLIN));
+            fds.push(PollFd::new(sigfd.as_fd(), PollFlags::POLLIN));
+            let out_flags = if backpressure { PollFlags::empty() } else { PollFlags::POLLIN };
+            for o in &self.outputs {
+                fds.push(PollFd::new(o.fd.as_fd(), out_flags));
+            }
+            let stdin_slot = match &self.stdin {
+                Some(w) if !self.stdin_buf.is_empty() => {
+                    fds.push(PollFd::new(w.as_fd(), PollFlags::POLLOUT));
+                    true
+                }
+                _ => false,
+            };
+            for c in &self.clients {
+                let mut f = PollFlags::POLLIN;
+                if !c.out.is_empty() {
+                    f |= PollFlags::POLLOUT;
+                }
+                fds.push(PollFd::new(c.stream.as_fd(), f));
+            }
+            let timeout = match self.raw_exit {
+                Some((_, _, at)) if self.exit.is_none() => {
+                    PollTimeout::try_from(DRAIN_WINDOW.saturating_sub(at.elapsed())).unwrap_or(PollTimeout::ZERO)
+                }
+                _ => PollTimeout::NONE,
+            };
+            match poll(&mut fds, timeout) {
+                Ok(_) => {}
+                Err(Errno::EINTR) => continue,
+                Err(e) => {
+                    tracing::error!("poll: {e}");
+                    return;
+                }
+            }
+            let ready: Vec<PollFlags> = fds.iter().map(|f| f.revents().unwrap_or(PollFlags::empty())).collect();
+            drop(fds);
+            let n_out = self.outputs.len();
+            let mut idx = 2 + n_out + usize::from(stdin_slot);
+            let client_ready: Vec<PollFlags> = ready[idx..].to_vec();
+            idx = 2;
+
+            if !ready[1].is_empty() {
+                while let Ok(Some(_)) = sigfd.read_signal() {}
+                self.reap();
+            }
+            // Outputs: read what is there; EOF or error closes that stream.
+            let mut closed = Vec::new();
+            for (i, flags) in ready[idx..idx + n_out].iter().enumerate() {
+                if flags.is_empty() {
+                    continue;
+                }
+                let fd = self.outputs[i].fd.as_raw_fd();
+                let stream = self.outputs[i].stream;
+                match nix::unistd::read(fd, &mut buf) {
+                    Ok(0) => closed.push(i),
+                    Ok(n) => self.output(stream, &buf[..n]),
+                    Err(Errno::EAGAIN) | Err(Errno::EINTR) => {}
+                    // EIO: the pty's last slave closed.
+                    Err(_) => closed.push(i),
+                }
+            }
+            for i in closed.into_iter().rev() {
+                self.outputs.remove(i);
+            }
+            if let Some(l) = &mut self.log {
+                l.flush(false);
+            }
+            idx += n_out;
+            if stdin_slot {
+                if !ready[idx].is_empty() {
+                    self.write_stdin();
+                }
+            }
+            for (c, flags) in self.clients.iter_mut().zip(client_ready.iter()) {
+                if flags.contains(PollFlags::POLLOUT) {
+                    c.flush();
+                }
+            }
+            let mut requests = Vec::new();
+            for (ci, flags) in client_ready.iter().enumerate() {
+                if !flags.intersects(PollFlags::POLLIN | PollFlags::POLLHUP | PollFlags::POLLERR) {
+                    continue;
+                }
+                let c = &mut self.clients[ci];
+                match c.stream.read(&mut buf) {
+                    Ok(0) => c.gone = true,
+                    Ok(n) => {
+                        c.dec.push(&buf[..n]);
+                        loop {
+                            match c.dec.next_frame() {
+                                Ok(Some(f)) => requests.push((ci, f)),
+                                Ok(None) => break,
+                                Err(e) => {
+                                    tracing::warn!("daemon connection: {e}");
+                                    c.gone = true;
+                                    break;
+                                }
+                            }
+                        }
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                    Err(_) => c.gone = true,
+                }
+            }
+            for (ci, (k, payload)) in requests {
+                self.handle(ci, k, payload);
+            }
+            if !ready[0].is_empty() {
+                self.accept(listener);
+            }
+            self.clients.retain(|c| !c.gone);
+        }
+    }
+
+    fn accept(&mut self, listener: &UnixListener) {
+        while let Ok((stream, _)) = listener.accept() {
+            if stream.set_nonblocking(true).is_err() {
+                continue;
+            }
+            let mut c = Client { stream, dec: Decoder::default(), out: Vec::new(), gone: false };
+            c.send(&protocol::encode_control(&Event::Hello {
+                pid: self.pid,
+                started: self.started,
+                exit: self.exit.clone(),
+            }));
+            self.clients.push(c);
+        }
+    }
+
+    fn output(&mut self, stream: u8, data: &[u8]) {
+        if let Some(l) = &mut self.log {
+            l.write(stream, data);
+        }
+        let frame = protocol::encode(stream, data);
+        for c in &mut self.clients {
+            c.send(&frame);
+        }
+    }
+
+    fn broadcast(&mut self, ev: &Event) {
+        let frame = protocol::encode_control(ev);
+        for c in &mut self.clients {
+            c.send(&frame);
+        }
+    }
+
+    fn handle(&mut self, ci: usize, k: u8, payload: Vec<u8>) {
+        match k {
+            kind::STDIN => {
+                if self.stdin.is_some() {
+                    self.stdin_buf.extend_from_slice(&payload);
+                    self.write_stdin();
+                }
+            }
+            kind::CONTROL => match serde_json::from_slice::<Request>(&payload) {
+                Ok(req) => self.request(ci, req),
+                Err(e) => tracing::warn!("bad request from daemon: {e}"),
+            },
+            other => tracing::warn!("unexpected frame kind {other} from daemon"),
+        }
+    }
+
+    fn request(&mut self, ci: usize, req: Request) {
+        match req {
+            Request::Start => {
+                let ev = if self.started {
+                    Event::Started { started_at: now_rfc3339() }
+                } else {
+                    match self.backend.start() {
+                        Ok(()) => {
+                            self.started = true;
+                            Event::Started { started_at: now_rfc3339() }
+                        }
+                        Err(e) => Event::StartFailed { message: e.to_string() },
+                    }
+                };
+                self.clients[ci].send(&protocol::encode_control(&ev));
+            }
+            Request::Kill { signal } => {
+                if self.raw_exit.is_none() {
+                    if let Ok(sig) = Signal::try_from(signal) {
+                        let _ = kill(Pid::from_raw(self.pid), sig);
+                    }
+                }
+            }
+            Request::Resize { height, width } => {
+                if let Some(m) = &self.master {
+                    if let Err(e) = crate::sys::set_winsize(m.as_fd(), height, width) {
+                        tracing::warn!("resize: {e}");
+                    }
+                }
+            }
+            Request::CloseStdin => {
+                // A TTY has no separate input to close; the shell sees EOF
+                // only from its own line discipline.
+                if self.master.is_none() {
+                    self.stdin_close = true;
+                    self.write_stdin();
+                }
+            }
+            Request::Shutdown => self.shutdown = true,
+        }
+    }
+
+    fn write_stdin(&mut self) {
+        if let Some(w) = &self.stdin {
+            while !self.stdin_buf.is_empty() {
+                match nix::unistd::write(w, &self.stdin_buf) {
+                    Ok(n) => {
+                        self.stdin_buf.drain(..n);
+                    }
+                    Err(Errno::EAGAIN) => return,
+                    Err(Errno::EINTR) => continue,
+                    // The reader is gone: nothing more can be delivered.
+                    Err(_) => {
+                        self.stdin_buf.clear();
+                        self.stdin = None;
+                        return;
+                    }
+                }
+            }
+        }
+        if self.stdin_close && self.stdin_buf.is_empty() {
+            self.stdin = None;
+        }
+    }
+
+    fn reap(&mut self) {
+        loop {
+            match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::Exited(p, code)) if p.as_raw() == self.pid => {
+                    self.raw_exit = Some((code, None, Instant::now()));
+                }
+                Ok(WaitStatus::Signaled(p, sig, _)) if p.as_raw() == self.pid => {
+                    self.raw_exit = Some((128 + sig as i32, Some(sig as i32), Instant::now()));
+                }
+                Ok(WaitStatus::StillAlive) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    }
+
+    /// The process is gone and its output drained: record, clean up, tell.
+    fn finalize(&mut self, state_dir: &Path) {
+        let (code, signal, _) = self.raw_exit.expect("finalize after exit");
+        if let Some(l) = &mut self.log {
+            l.flush(true);
+        }
+        self.outputs.clear();
+        self.stdin = None;
+        self.backend.delete();
+        let status = ExitStatus { code, signal, finished_at: now_rfc3339(), oom_killed: false };
+        let tmp = state_dir.join(".exit.json.tmp");
+        let dest = state_dir.join(files::EXIT);
+        let written = serde_json::to_vec(&status)
+            .map_err(std::io::Error::other)
+            .and_then(|d| std::fs::write(&tmp, d))
+            .and_then(|_| std::fs::rename(&tmp, &dest));
+        if let Err(e) = written {
+            tracing::error!("writing {}: {e}", dest.display());
+        }
+        self.exit = Some(status.clone());
+        self.broadcast(&Event::Exited(status));
+        // Give the frames a chance to leave before the loop may return.
+        for c in &mut self.clients {
+            let _ = c.stream.set_nonblocking(false);
+            c.flush();
+            let _ = c.stream.set_nonblocking(true);
+        }
+    }
+}

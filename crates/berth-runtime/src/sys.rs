@@ -1,0 +1,56 @@
+//! The few kernel calls nix has no safe wrapper for. Unsafe code lives here
+//! only, each block with its SAFETY note.
+#![allow(unsafe_code)]
+
+use std::os::fd::{AsRawFd, BorrowedFd};
+
+/// Sets a terminal's window size (TIOCSWINSZ).
+pub(crate) fn set_winsize(fd: BorrowedFd<'_>, rows: u16, cols: u16) -> std::io::Result<()> {
+    let ws = libc::winsize { ws_row: rows, ws_col: cols, ws_xpixel: 0, ws_ypixel: 0 };
+    // SAFETY: `fd` is a live descriptor borrowed for the call, and `ws` is a
+    // properly initialised winsize that the kernel only reads.
+    let rc = unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCSWINSZ, &ws as *const libc::winsize) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+/// Receives one file descriptor sent with SCM_RIGHTS (the pty master that
+/// the runtime sends over the console socket).
+pub(crate) fn recv_fd(sock: BorrowedFd<'_>) -> std::io::Result<std::os::fd::OwnedFd> {
+    use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
+    use std::os::fd::FromRawFd;
+    let mut buf = [0u8; 4096];
+    let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+    let mut space = nix::cmsg_space!([std::os::fd::RawFd; 1]);
+    let msg = recvmsg::<()>(sock.as_raw_fd(), &mut iov, Some(&mut space), MsgFlags::MSG_CMSG_CLOEXEC)
+        .map_err(std::io::Error::from)?;
+    for cmsg in msg.cmsgs().map_err(std::io::Error::from)? {
+        if let ControlMessageOwned::ScmRights(fds) = cmsg {
+            if let Some(&fd) = fds.first() {
+                for &extra in &fds[1..] {
+                    // SAFETY: the kernel just installed these descriptors in
+                    // our table for us; nothing else owns them.
+                    drop(unsafe { std::os::fd::OwnedFd::from_raw_fd(extra) });
+                }
+                // SAFETY: as above; ownership passes to the returned OwnedFd.
+                return Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) });
+            }
+        }
+    }
+    Err(std::io::Error::new(std::io::ErrorKind::InvalidData, "no file descriptor received on console socket"))
+}
+
+/// Gives SIGPIPE back its default action. Rust programs start with it
+/// ignored, and an ignored signal stays ignored across exec: the container's
+/// process must not inherit that.
+pub(crate) fn default_sigpipe() {
+    // SAFETY: setting a disposition to SIG_DFL installs no handler and is
+    // async-signal-safe; this runs in the single-threaded container init
+    // right before exec.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
