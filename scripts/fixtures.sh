@@ -26,6 +26,11 @@ if ldd "$busybox" >/dev/null 2>&1; then
 fi
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
+stamp="busybox=$(sha256sum "$busybox" | cut -c1-16) big_mb=$big_mb v1"
+if [ -z "${FORCE:-}" ] && [ -f "$out/big-image.tar" ] && [ "$(cat "$out/.stamp" 2>/dev/null)" = "$stamp" ]; then
+  exit 0
+fi
+rm -f "$out/.stamp"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
@@ -121,4 +126,5 @@ with tarfile.open(dest, "w", format=tarfile.PAX_FORMAT) as t:
     add_bytes(t, "manifest.json", json.dumps(manifest).encode())
     add_bytes(t, "repositories", json.dumps({"berth-fixture/big": {"latest": diffs[-1]}}).encode())
 PY
+echo "$stamp" > "$out/.stamp"
 echo "fixtures: wrote $out/busybox-rootfs.tar and $out/big-image.tar (${big_mb} MiB layer)"
