@@ -27,7 +27,8 @@ pub const DEFAULT_CAPS: &[&str] = &[
     "CAP_AUDIT_WRITE",
 ];
 
-/// Every capability, for `--privileged`.
+/// Every capability, for `--privileged`, in kernel numbering order (the
+/// index is the capability's number).
 const ALL_CAPS: &[&str] = &[
     "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID", "CAP_KILL",
     "CAP_SETGID", "CAP_SETUID", "CAP_SETPCAP", "CAP_LINUX_IMMUTABLE", "CAP_NET_BIND_SERVICE",
@@ -123,7 +124,29 @@ pub struct ContainerSpec {
 /// 64 MiB, Docker's default /dev/shm.
 pub const DEFAULT_SHM_SIZE: u64 = 64 * 1024 * 1024;
 
+/// The capabilities this process may hand on (its bounding set): a
+/// container cannot get more than its runtime has, so privileged means
+/// "all that are available", as with Docker.
+fn bounding_set() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("CapBnd:"))
+                .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        })
+        .unwrap_or(u64::MAX)
+}
+
 fn caps(spec: &ContainerSpec) -> Vec<String> {
+    let bnd = bounding_set();
+    let available = |c: &String| ALL_CAPS.iter().position(|x| x == c).is_none_or(|i| bnd & (1 << i) != 0);
+    let mut set = wanted_caps(spec);
+    set.retain(available);
+    set
+}
+
+fn wanted_caps(spec: &ContainerSpec) -> Vec<String> {
     if spec.privileged {
         return ALL_CAPS.iter().map(|s| s.to_string()).collect();
     }
@@ -276,6 +299,7 @@ mod tests {
         let s = ContainerSpec { privileged: true, cgroups_path: "/b/x".into(), ..Default::default() };
         let v = serde_json::to_value(build(&s).unwrap()).unwrap();
         assert!(v["linux"].get("maskedPaths").is_none());
-        assert_eq!(v["process"]["capabilities"]["bounding"].as_array().unwrap().len(), ALL_CAPS.len());
+        let n = v["process"]["capabilities"]["bounding"].as_array().unwrap().len();
+        assert_eq!(n as u32, bounding_set().count_ones().min(ALL_CAPS.len() as u32));
     }
 }
