@@ -92,4 +92,4 @@ impl IntoResponse for DaemonError {
 }
 
 /// Result of a handler or core operation.
-pub type Result<T, E = DaemonError> = std::result::Result<T, E>;
+pub(crate) type Result<T, E = DaemonError> = std::result::Result<T, E>;

@@ -596,10 +596,10 @@ mod tests {
 
         m.begin_layer(&a, &a, None, None).unwrap();
         m.finish_layer(&a, 10).unwrap();
-        let moved = m.insert_image("sha256:img1", None, &[a.clone()], &["docker.io/library/x:latest".into()]).unwrap();
+        let moved = m.insert_image("sha256:img1", None, std::slice::from_ref(&a), &["docker.io/library/x:latest".into()]).unwrap();
         assert!(moved.is_empty());
         assert_eq!(m.tag("docker.io/library/x:latest").unwrap().as_deref(), Some("sha256:img1"));
-        let moved = m.insert_image("sha256:img2", None, &[a.clone()], &["docker.io/library/x:latest".into()]).unwrap();
+        let moved = m.insert_image("sha256:img2", None, std::slice::from_ref(&a), &["docker.io/library/x:latest".into()]).unwrap();
         assert_eq!(moved, vec!["sha256:img1".to_string()]);
         assert!(m.tags_of("sha256:img1").unwrap().is_empty());
         assert!(m.repair().unwrap().is_empty());

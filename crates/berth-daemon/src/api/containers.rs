@@ -83,9 +83,8 @@ pub(super) async fn list(State(d): State<Arc<Daemon>>, q: Query) -> Result<Json<
             continue;
         }
         let f_exited = filters.get("exited");
-        if !f_exited.is_empty()
-            && !(r.state.status == Status::Exited && f_exited.iter().any(|e| e.parse::<i64>().ok() == Some(r.state.exit_code)))
-        {
+        let exited_with = |e: &String| e.parse::<i64>().ok() == Some(r.state.exit_code);
+        if !f_exited.is_empty() && (r.state.status != Status::Exited || !f_exited.iter().any(exited_with)) {
             continue;
         }
         let f_name = filters.get("name");
@@ -243,7 +242,6 @@ pub(super) async fn logs(State(d): State<Arc<Daemon>>, Path(id): Path<String>, q
         let until = filter.until;
         let rest = futures_util::stream::unfold((reader, c, false), move |(mut reader, c, done)| {
             let filter = filter.clone();
-            let encode = encode.clone();
             async move {
                 if done {
                     return None;

@@ -42,8 +42,11 @@ impl Daemon {
         self.bury(&c.id, &c.name(), c.rec().state.exit_code);
         c.lifecycle.send_modify(|l| l.removed = true);
         // Layers of a force-removed image were kept for this container only.
-        let images = self.images.clone();
-        let _ = tokio::task::spawn_blocking(move || images.gc_layers()).await;
+        let image_id = c.rec().image_id.clone();
+        if matches!(self.meta.image(&image_id), Ok(None)) {
+            let images = self.images.clone();
+            let _ = tokio::task::spawn_blocking(move || images.gc_layers()).await;
+        }
         tracing::debug!(id = %c.id, "container removed");
         Ok(())
     }

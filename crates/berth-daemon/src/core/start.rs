@@ -150,6 +150,14 @@ impl Daemon {
             .await
             .map_err(|e| start_error(&rec.path, e.to_string()))?;
         let (client, mut rx) = driver::connect(&state_dir).await.map_err(|e| internal(e.into()))?;
+        // The size the client asked for at create (API ≥ 1.42), set before
+        // the process runs so it never sees a 0x0 terminal.
+        if let Some([h, w]) = hc.console_size.as_deref().and_then(|v| <[u32; 2]>::try_from(v).ok()) {
+            if config.tty && h > 0 && w > 0 {
+                let resize = Request::Resize { height: h.min(u16::MAX as u32) as u16, width: w.min(u16::MAX as u32) as u16 };
+                client.request(&resize).await.map_err(|e| internal(e.into()))?;
+            }
+        }
         client.request(&Request::Start).await.map_err(|e| internal(e.into()))?;
         let mut early = Vec::new();
         let started_at = loop {

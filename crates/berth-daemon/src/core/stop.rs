@@ -11,7 +11,7 @@ use super::Daemon;
 use crate::error::{DaemonError, Result};
 
 /// Parses a signal as Docker accepts it: `9`, `KILL`, `SIGKILL`, `sigkill`.
-pub fn parse_signal(s: &str) -> Result<i32> {
+pub(crate) fn parse_signal(s: &str) -> Result<i32> {
     if let Ok(n) = s.parse::<i32>() {
         if Signal::try_from(n).is_ok() {
             return Ok(n);

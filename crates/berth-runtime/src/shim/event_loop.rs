@@ -295,10 +295,8 @@ impl Shim {
                 l.flush(false);
             }
             idx += n_out;
-            if stdin_slot {
-                if !ready[idx].is_empty() {
-                    self.write_stdin();
-                }
+            if stdin_slot && !ready[idx].is_empty() {
+                self.write_stdin();
             }
             for (c, flags) in self.clients.iter_mut().zip(client_ready.iter()) {
                 if flags.contains(PollFlags::POLLOUT) {
