@@ -65,7 +65,7 @@ fn copy_on_write_root() {
     d.busybox();
     d.docker(&["run", "--name", "writer", "busybox", "sh", "-c", "echo changed > /etc/motd2; rm /bin/vi"]).ok();
     // Neither the image nor another container sees the writes.
-    assert_eq!(sh(&d, "ls /etc/motd2 2>&1; ls /bin/vi"), "ls: /etc/motd2: No such file or directory\n/bin/vi\n".replace("\n/bin", "\n/bin"));
+    assert_eq!(sh(&d, "ls /etc/motd2 2>&1; ls /bin/vi"), "ls: /etc/motd2: No such file or directory\n/bin/vi\n");
     // The writer keeps its own changes across restarts.
     d.docker(&["start", "writer"]).ok();
     assert_eq!(d.docker(&["wait", "writer"]).ok(), "1\n"); // rm /bin/vi fails the second time

@@ -2,7 +2,7 @@
 //! data root, run root and socket in a temp dir), commands run through our
 //! CLI or the real docker CLI against it, raw API requests, and the fixture
 //! images. The daemon's log is printed when a test fails.
-#![allow(dead_code)]
+#![allow(dead_code, unreachable_pub)]
 
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
@@ -311,8 +311,7 @@ impl HttpResponse {
 
 fn dechunk(mut b: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
-    loop {
-        let Some(eol) = b.windows(2).position(|w| w == b"\r\n") else { break };
+    while let Some(eol) = b.windows(2).position(|w| w == b"\r\n") {
         let size = usize::from_str_radix(String::from_utf8_lossy(&b[..eol]).trim(), 16).unwrap_or(0);
         if size == 0 {
             break;
