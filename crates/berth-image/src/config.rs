@@ -105,7 +105,7 @@ mod tests {
             "os":"linux","rootfs":{"type":"layers","diff_ids":["sha256:aa"]},"moby.buildkit":1}"#;
         let c: ImageConfig = serde_json::from_str(raw).unwrap();
         assert_eq!(c.rootfs.diff_ids, vec!["sha256:aa"]);
-        assert_eq!(c.config.unwrap().cmd.unwrap().0, vec!["sh"]);
+        assert_eq!(c.config.clone().unwrap().cmd.unwrap().0, vec!["sh"]);
         assert!(c.history[0].empty_layer);
         assert_eq!(c.created_unix(), 1704067200);
         assert!(c.extra.contains_key("moby.buildkit"));

@@ -207,8 +207,8 @@ impl Layers {
         Ok(dirs)
     }
 
-    /// Removes every layer no image or container uses; returns their chain IDs.
-    pub(crate) fn gc(&self) -> Result<Vec<String>, ImageError> {
+    /// Removes every layer no image or container uses; returns their rows.
+    pub(crate) fn gc(&self) -> Result<Vec<LayerRow>, ImageError> {
         let mut live = self.meta.live_chain_ids()?;
         live.extend(self.leases.lock().unwrap_or_else(|p| p.into_inner()).keys().cloned());
         // A leased layer keeps its parents too.
@@ -228,7 +228,7 @@ impl Layers {
                 // Row first: a crash after this leaves only a dir without a row, which open() sweeps.
                 self.meta.delete_layer(&row.chain_id)?;
                 remove_tree(&self.dir(row.id))?;
-                removed.push(row.chain_id);
+                removed.push(row);
             }
         }
         Ok(removed)

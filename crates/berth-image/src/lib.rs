@@ -5,6 +5,7 @@
 //! The main type is [`ImageStore`]: it owns the blob store, the metadata
 //! database's image/layer/tag tables and the `layers/` directory.
 
+mod archive;
 pub mod changes;
 pub mod compression;
 pub mod config;
@@ -15,6 +16,7 @@ pub mod mount;
 mod store;
 pub mod unpack;
 
+pub use archive::{LoadedImage, SaveRequest};
 pub use config::{History, ImageConfig, RootFsConfig};
 pub use error::ImageError;
 pub use import::{host_arch, layer_media_type, ImportOptions};

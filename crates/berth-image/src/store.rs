@@ -224,8 +224,24 @@ impl ImageStore {
     /// Removes unused layers; returns their chain IDs.
     pub fn gc_layers(&self) -> Result<Vec<String>, ImageError> {
         let removed = self.layers.gc()?;
-        self.sweep_blobs()?;
-        Ok(removed)
+        for row in &removed {
+            if let Some(b) = &row.blob_digest {
+                self.release_blob(b)?;
+            }
+        }
+        Ok(removed.into_iter().map(|r| r.chain_id).collect())
+    }
+
+    /// Deletes a blob once no row refers to it any more. Only named blobs
+    /// are touched: a full sweep could take a blob that a concurrent import
+    /// has written but not yet recorded (the sweep at start is safe).
+    fn release_blob(&self, digest: &str) -> Result<(), ImageError> {
+        if !self.meta.blob_referenced(digest)? {
+            if let Ok(d) = Digest::parse(digest) {
+                self.blobs.delete(&d)?;
+            }
+        }
+        Ok(())
     }
 
     /// Adds an image whose config blob is already stored and whose layers
@@ -308,10 +324,10 @@ impl ImageStore {
         }
         self.meta.delete_image(&id)?;
         out.items.push(DeleteItem { untagged: None, deleted: Some(id.clone()) });
-        for chain in self.layers.gc()? {
+        self.release_blob(&id)?;
+        for chain in self.gc_layers()? {
             out.items.push(DeleteItem { untagged: None, deleted: Some(chain) });
         }
-        self.sweep_blobs()?;
         Ok(out)
     }
 

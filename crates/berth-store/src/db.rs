@@ -489,6 +489,17 @@ impl Metadata {
         Ok(removed)
     }
 
+    /// True when an image (its config) or a layer row refers to the blob.
+    pub fn blob_referenced(&self, digest: &str) -> Result<bool, StoreError> {
+        let c = self.conn();
+        let n: i64 = c.query_row(
+            "SELECT (SELECT count(*) FROM images WHERE id = ?1) + (SELECT count(*) FROM layers WHERE blob_digest = ?1)",
+            [digest],
+            |r| r.get(0),
+        )?;
+        Ok(n > 0)
+    }
+
     /// Digests of every blob a row refers to (image configs and layer blobs).
     pub fn referenced_blobs(&self) -> Result<std::collections::HashSet<String>, StoreError> {
         let c = self.conn();

@@ -12,17 +12,7 @@ use berth_api::container::GraphDriver;
 use berth_api::image::{HistoryItem, ImageInspect, ImageMetadata, ImageSummary, JsonMessage, RootFs};
 use berth_api::reference::{is_full_id, validate_tag};
 use berth_api::Reference;
-use berth_image::{ImportOptions, ResolvedImage};
-
-// PENDING(archive): replaced by berth_image's save/load when they land.
-#[derive(Debug)]
-struct SaveRequest {
-    id: String,
-    refs: Vec<Reference>,
-}
-fn archive_load(_: &berth_image::ImageStore, _r: impl std::io::Read, _p: &mut dyn FnMut(String)) -> std::result::Result<(), berth_image::ImageError> { Err(berth_image::ImageError::BadArchive("load pending".into())) }
-fn archive_save(_: &berth_image::ImageStore, _r: &[SaveRequest], _w: impl Write) -> std::result::Result<(), berth_image::ImageError> { Err(berth_image::ImageError::BadArchive("save pending".into())) }
-
+use berth_image::{ImportOptions, ResolvedImage, SaveRequest};
 use futures_util::TryStreamExt;
 use tokio::sync::mpsc;
 use tokio_util::io::{StreamReader, SyncIoBridge};
@@ -214,7 +204,7 @@ pub(super) async fn load(State(d): State<Arc<Daemon>>, _q: Query, body: Body) ->
         let mut progress = |line: String| {
             let _ = progress_tx.blocking_send(Ok(json_line(&JsonMessage::stream(format!("{line}\n")))));
         };
-        if let Err(e) = archive_load(&images, reader, &mut progress) {
+        if let Err(e) = images.load(reader, &mut progress) {
             let _ = tx.blocking_send(Ok(json_line(&JsonMessage::error(e.to_string()))));
         }
     });
@@ -269,7 +259,7 @@ async fn save(d: Arc<Daemon>, names: Vec<String>) -> Result<Response> {
     let images = d.images.clone();
     tokio::task::spawn_blocking(move || {
         let w = std::io::BufWriter::with_capacity(256 * 1024, ChannelWriter(tx.clone()));
-        if let Err(e) = archive_save(&images, &reqs, w) {
+        if let Err(e) = images.save(&reqs, w) {
             // Mid-stream there is no status to change: cut the stream so the
             // client sees a broken tar rather than a complete-looking one.
             tracing::error!("save: {e}");

@@ -70,6 +70,8 @@ impl Daemon {
 
     async fn start_locked(self: &Arc<Self>, c: &Arc<Container>) -> std::result::Result<(), (i64, DaemonError)> {
         let internal = |e: DaemonError| (128, e);
+        let t0 = std::time::Instant::now();
+        let phase = |name: &str| tracing::trace!(id = %c.id, ms = t0.elapsed().as_secs_f64() * 1000.0, "start: {name}");
         let rec = c.snapshot();
         let dir = self.container_dir(&c.id);
         let rootfs = self.rootfs(&c.id);
@@ -79,6 +81,7 @@ impl Daemon {
             dirs.mount().map_err(|e| internal(e.into()))?;
         }
 
+        phase("rootfs mounted");
         let config = &rec.config;
         let hc = &rec.host_config;
         let u = user::resolve(&rootfs, &config.user, hc.group_add.as_deref().unwrap_or_default())
@@ -130,6 +133,7 @@ impl Daemon {
         };
         let oci = spec::build(&cs).map_err(|e| internal(e.into()))?;
         spec::write_bundle(&dir, &oci).map_err(|e| internal(e.into()))?;
+        phase("bundle written");
 
         let runtime_bin = self.cfg.runtimes.get(&rec.runtime).cloned().flatten();
         let runtime_root = match &runtime_bin {
@@ -149,6 +153,7 @@ impl Daemon {
         let pid = driver::spawn(&self.exe, &state_dir, &shim_cfg)
             .await
             .map_err(|e| start_error(&rec.path, e.to_string()))?;
+        phase("shim ready");
         let (client, mut rx) = driver::connect(&state_dir).await.map_err(|e| internal(e.into()))?;
         // The size the client asked for at create (API ≥ 1.42), set before
         // the process runs so it never sees a 0x0 terminal.
@@ -183,6 +188,7 @@ impl Daemon {
             r.state.error.clear();
             r.state.oom_killed = false;
         }
+        phase("process started");
         *c.shim.lock().unwrap_or_else(|p| p.into_inner()) = Some(client.clone());
         self.persist(c).map_err(internal)?;
         c.lifecycle.send_modify(|l| {
