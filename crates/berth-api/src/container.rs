@@ -299,7 +299,13 @@ mod tests {
 
     #[test]
     fn wait_shape() {
-        let w = WaitResponse { status_code: 3, error: None };
-        assert_eq!(serde_json::to_string(&w).unwrap(), r#"{"StatusCode":3,"Error":null}"#);
+        let w = WaitResponse {
+            status_code: 3,
+            error: None,
+        };
+        assert_eq!(
+            serde_json::to_string(&w).unwrap(),
+            r#"{"StatusCode":3,"Error":null}"#
+        );
     }
 }

@@ -18,7 +18,8 @@ impl Filters {
         if s.trim().is_empty() {
             return Ok(Filters::default());
         }
-        let v: serde_json::Value = serde_json::from_str(s).map_err(|e| FilterError(e.to_string()))?;
+        let v: serde_json::Value =
+            serde_json::from_str(s).map_err(|e| FilterError(e.to_string()))?;
         let obj = v
             .as_object()
             .ok_or_else(|| FilterError("filters must be a JSON object".into()))?;
@@ -27,7 +28,11 @@ impl Filters {
             let list = match vals {
                 serde_json::Value::Array(a) => a
                     .iter()
-                    .map(|x| x.as_str().map(str::to_string).ok_or_else(|| FilterError(format!("bad value for {k}"))))
+                    .map(|x| {
+                        x.as_str()
+                            .map(str::to_string)
+                            .ok_or_else(|| FilterError(format!("bad value for {k}")))
+                    })
                     .collect::<Result<Vec<_>, _>>()?,
                 serde_json::Value::Object(m) => m
                     .iter()
@@ -48,7 +53,10 @@ impl Filters {
 
     /// Adds a value under a key.
     pub fn add(&mut self, key: &str, value: &str) {
-        self.0.entry(key.to_string()).or_default().push(value.to_string());
+        self.0
+            .entry(key.to_string())
+            .or_default()
+            .push(value.to_string());
     }
 
     /// The values given for `key` (empty when absent).
@@ -64,7 +72,10 @@ impl Filters {
     /// Keys present that are not in `allowed`: the first such key, for
     /// Docker's "invalid filter 'x'" error.
     pub fn unknown_key(&self, allowed: &[&str]) -> Option<&str> {
-        self.0.keys().map(String::as_str).find(|k| !allowed.contains(k))
+        self.0
+            .keys()
+            .map(String::as_str)
+            .find(|k| !allowed.contains(k))
     }
 }
 

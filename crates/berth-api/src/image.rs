@@ -122,19 +122,28 @@ pub struct ErrorDetail {
 impl JsonMessage {
     /// A `{"stream": text}` line.
     pub fn stream(text: impl Into<String>) -> JsonMessage {
-        JsonMessage { stream: Some(text.into()), ..Default::default() }
+        JsonMessage {
+            stream: Some(text.into()),
+            ..Default::default()
+        }
     }
 
     /// A `{"status": text}` line.
     pub fn status(text: impl Into<String>) -> JsonMessage {
-        JsonMessage { status: Some(text.into()), ..Default::default() }
+        JsonMessage {
+            status: Some(text.into()),
+            ..Default::default()
+        }
     }
 
     /// An in-band error line.
     pub fn error(text: impl Into<String>) -> JsonMessage {
         let text = text.into();
         JsonMessage {
-            error_detail: Some(ErrorDetail { code: None, message: text.clone() }),
+            error_detail: Some(ErrorDetail {
+                code: None,
+                message: text.clone(),
+            }),
             error: Some(text),
             ..Default::default()
         }

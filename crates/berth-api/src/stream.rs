@@ -68,7 +68,11 @@ impl Demuxer {
         let kind = self.buf[0];
         let payload = self.buf[8..8 + len].to_vec();
         self.buf.drain(..8 + len);
-        Some(StreamKind::from_byte(kind).map(|k| (k, payload)).ok_or(kind))
+        Some(
+            StreamKind::from_byte(kind)
+                .map(|k| (k, payload))
+                .ok_or(kind),
+        )
     }
 
     /// Bytes left that do not form a complete frame.
@@ -94,7 +98,13 @@ mod tests {
                 got.push(f.unwrap());
             }
         }
-        assert_eq!(got, vec![(StreamKind::Stdout, b"hi\n".to_vec()), (StreamKind::Stderr, b"err".to_vec())]);
+        assert_eq!(
+            got,
+            vec![
+                (StreamKind::Stdout, b"hi\n".to_vec()),
+                (StreamKind::Stderr, b"err".to_vec())
+            ]
+        );
         assert_eq!(d.pending(), 0);
     }
 }

@@ -99,9 +99,18 @@ mod tests {
     fn range() {
         assert!(check_version("1.41").is_ok());
         assert!(check_version("1.45").is_ok());
-        assert_eq!(check_version("1.40"), Err(VersionError::TooOld("1.40".into())));
-        assert_eq!(check_version("1.9"), Err(VersionError::TooOld("1.9".into())));
-        assert_eq!(check_version("1.46"), Err(VersionError::TooNew("1.46".into())));
+        assert_eq!(
+            check_version("1.40"),
+            Err(VersionError::TooOld("1.40".into()))
+        );
+        assert_eq!(
+            check_version("1.9"),
+            Err(VersionError::TooOld("1.9".into()))
+        );
+        assert_eq!(
+            check_version("1.46"),
+            Err(VersionError::TooNew("1.46".into()))
+        );
         assert_eq!(
             VersionError::TooNew("1.99".into()).to_string(),
             "client version 1.99 is too new. Maximum supported API version is 1.45"

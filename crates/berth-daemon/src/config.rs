@@ -18,10 +18,17 @@ pub const DEFAULT_EXEC_ROOT: &str = "/run/berth";
 
 /// `berth daemon` flags.
 #[derive(Debug, Clone, Parser)]
-#[command(name = "berth daemon", about = "Run the berth daemon (Docker Engine API on a Unix socket)")]
+#[command(
+    name = "berth daemon",
+    about = "Run the berth daemon (Docker Engine API on a Unix socket)"
+)]
 pub struct DaemonArgs {
     /// Socket to listen on (unix:///path or a plain path).
-    #[arg(short = 'H', long = "host", default_value = "unix:///run/berth/berth.sock")]
+    #[arg(
+        short = 'H',
+        long = "host",
+        default_value = "unix:///run/berth/berth.sock"
+    )]
     pub host: String,
     /// Root of persistent state: images, containers, the database.
     #[arg(long = "data-root", default_value = DEFAULT_DATA_ROOT)]
@@ -77,17 +84,24 @@ impl DaemonConfig {
     pub fn from_args(a: &DaemonArgs) -> Result<DaemonConfig, String> {
         let socket = PathBuf::from(a.host.strip_prefix("unix://").unwrap_or(&a.host));
         if a.host.contains("://") && !a.host.starts_with("unix://") {
-            return Err(format!("unsupported host {}: only unix:// sockets are served", a.host));
+            return Err(format!(
+                "unsupported host {}: only unix:// sockets are served",
+                a.host
+            ));
         }
         let data_root = absolute(&a.data_root);
         let default_root = data_root == std::path::Path::new(DEFAULT_DATA_ROOT);
-        let exec_root = a.exec_root.as_ref().map(|p| absolute(p)).unwrap_or_else(|| {
-            if default_root {
-                PathBuf::from(DEFAULT_EXEC_ROOT)
-            } else {
-                data_root.join("run")
-            }
-        });
+        let exec_root = a
+            .exec_root
+            .as_ref()
+            .map(|p| absolute(p))
+            .unwrap_or_else(|| {
+                if default_root {
+                    PathBuf::from(DEFAULT_EXEC_ROOT)
+                } else {
+                    data_root.join("run")
+                }
+            });
         let cgroup_parent = a.cgroup_parent.clone().unwrap_or_else(|| {
             if default_root {
                 "berth".into()
@@ -97,18 +111,28 @@ impl DaemonConfig {
         });
         let mut runtimes = BTreeMap::new();
         runtimes.insert(BUILTIN_RUNTIME.to_string(), None);
-        for candidate in ["/usr/sbin/runc", "/usr/bin/runc", "/usr/local/bin/runc", "/usr/local/sbin/runc"] {
+        for candidate in [
+            "/usr/sbin/runc",
+            "/usr/bin/runc",
+            "/usr/local/bin/runc",
+            "/usr/local/sbin/runc",
+        ] {
             if std::path::Path::new(candidate).exists() {
                 runtimes.insert("runc".to_string(), Some(PathBuf::from(candidate)));
                 break;
             }
         }
         for r in &a.add_runtime {
-            let (name, path) = r.split_once('=').ok_or_else(|| format!("--add-runtime {r}: expected NAME=PATH"))?;
+            let (name, path) = r
+                .split_once('=')
+                .ok_or_else(|| format!("--add-runtime {r}: expected NAME=PATH"))?;
             runtimes.insert(name.to_string(), Some(PathBuf::from(path)));
         }
         if !runtimes.contains_key(&a.default_runtime) {
-            return Err(format!("default runtime {} is not a known runtime", a.default_runtime));
+            return Err(format!(
+                "default runtime {} is not a known runtime",
+                a.default_runtime
+            ));
         }
         Ok(DaemonConfig {
             socket,
@@ -141,7 +165,9 @@ fn absolute(p: &std::path::Path) -> PathBuf {
     if p.is_absolute() {
         p.to_path_buf()
     } else {
-        std::env::current_dir().map(|d| d.join(p)).unwrap_or_else(|_| p.to_path_buf())
+        std::env::current_dir()
+            .map(|d| d.join(p))
+            .unwrap_or_else(|_| p.to_path_buf())
     }
 }
 

@@ -62,13 +62,17 @@ impl DaemonError {
                 _ => StatusCode::INTERNAL_SERVER_ERROR,
             },
             DaemonError::Runtime(e) => match e {
-                RuntimeError::NoSuchUser(_) | RuntimeError::NoSuchGroup(_) => StatusCode::BAD_REQUEST,
+                RuntimeError::NoSuchUser(_) | RuntimeError::NoSuchGroup(_) => {
+                    StatusCode::BAD_REQUEST
+                }
                 _ => StatusCode::INTERNAL_SERVER_ERROR,
             },
             DaemonError::Store(e) => match e {
                 StoreError::Conflict(_) => StatusCode::CONFLICT,
                 StoreError::NotFound(_) | StoreError::BlobNotFound(_) => StatusCode::NOT_FOUND,
-                StoreError::InvalidDigest(_) | StoreError::DigestMismatch { .. } => StatusCode::BAD_REQUEST,
+                StoreError::InvalidDigest(_) | StoreError::DigestMismatch { .. } => {
+                    StatusCode::BAD_REQUEST
+                }
                 _ => StatusCode::INTERNAL_SERVER_ERROR,
             },
         }

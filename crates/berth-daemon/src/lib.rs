@@ -36,7 +36,11 @@ pub fn main(args: Vec<OsString>) -> i32 {
             return 1;
         }
     };
-    let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("berth daemon: starting the runtime: {e}");
@@ -55,12 +59,17 @@ pub fn main(args: Vec<OsString>) -> i32 {
 fn init_tracing(level: &str) {
     let filter = tracing_subscriber::EnvFilter::try_new(format!("{level},hyper=warn,axum=warn"))
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
 }
 
 /// Binds the socket, refusing to steal it from a daemon that answers.
 async fn bind(socket: &Path, group: Option<&str>) -> Result<UnixListener, DaemonError> {
-    let io = |what: &str, e: std::io::Error| DaemonError::Internal(format!("{what} {}: {e}", socket.display()));
+    let io = |what: &str, e: std::io::Error| {
+        DaemonError::Internal(format!("{what} {}: {e}", socket.display()))
+    };
     if let Some(dir) = socket.parent() {
         std::fs::create_dir_all(dir).map_err(|e| io("create directory of", e))?;
     }
@@ -74,7 +83,8 @@ async fn bind(socket: &Path, group: Option<&str>) -> Result<UnixListener, Daemon
         std::fs::remove_file(socket).map_err(|e| io("remove stale socket", e))?;
     }
     let l = UnixListener::bind(socket).map_err(|e| io("listen on", e))?;
-    std::fs::set_permissions(socket, std::fs::Permissions::from_mode(0o660)).map_err(|e| io("chmod", e))?;
+    std::fs::set_permissions(socket, std::fs::Permissions::from_mode(0o660))
+        .map_err(|e| io("chmod", e))?;
     if let Some(g) = group {
         let gid = nix::unistd::Group::from_name(g)
             .ok()
@@ -92,6 +102,10 @@ pub async fn run(cfg: DaemonConfig) -> Result<(), DaemonError> {
     let socket = cfg.socket.clone();
     let group = cfg.group.clone();
     let listener = bind(&socket, group.as_deref()).await?;
+    // Like /var/run/docker.pid: scripts find the daemon by it.
+    let pid_file = cfg.exec_root.join("berth.pid");
+    let _ = std::fs::create_dir_all(&cfg.exec_root);
+    let _ = std::fs::write(&pid_file, format!("{}\n", std::process::id()));
     let d = tokio::task::spawn_blocking(move || core::Daemon::open(cfg))
         .await
         .map_err(|e| DaemonError::Internal(e.to_string()))??;
@@ -99,7 +113,8 @@ pub async fn run(cfg: DaemonConfig) -> Result<(), DaemonError> {
     tracing::info!(socket = %socket.display(), data_root = %d.cfg.data_root.display(), "berth daemon listening");
     let service = api::service(d);
     let shutdown = async {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
         let term = async {
             match term.as_mut() {
                 Some(t) => {
@@ -115,9 +130,13 @@ pub async fn run(cfg: DaemonConfig) -> Result<(), DaemonError> {
         tracing::info!("shutting down (containers keep running)");
     };
     use axum::ServiceExt;
-    let served = axum::serve(listener, ServiceExt::<axum::extract::Request>::into_make_service(service))
-        .with_graceful_shutdown(shutdown)
-        .await;
+    let served = axum::serve(
+        listener,
+        ServiceExt::<axum::extract::Request>::into_make_service(service),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await;
     let _ = std::fs::remove_file(&socket);
+    let _ = std::fs::remove_file(&pid_file);
     served.map_err(|e| DaemonError::Internal(format!("serving: {e}")))
 }

@@ -11,13 +11,27 @@ use crate::ImageError;
 
 /// Instructions Docker accepts in `--change`.
 const ALLOWED: &[&str] = &[
-    "CMD", "ENTRYPOINT", "ENV", "EXPOSE", "HEALTHCHECK", "LABEL", "ONBUILD", "STOPSIGNAL", "USER", "VOLUME", "WORKDIR",
+    "CMD",
+    "ENTRYPOINT",
+    "ENV",
+    "EXPOSE",
+    "HEALTHCHECK",
+    "LABEL",
+    "ONBUILD",
+    "STOPSIGNAL",
+    "USER",
+    "VOLUME",
+    "WORKDIR",
 ];
 
 /// Applies each change, in order, to `config`.
 pub fn apply_changes(changes: &[String], config: &mut ContainerConfig) -> Result<(), ImageError> {
     for change in changes {
-        for line in change.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')) {
+        for line in change
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        {
             apply_one(line, config)?;
         }
     }
@@ -31,10 +45,14 @@ fn apply_one(line: &str, config: &mut ContainerConfig) -> Result<(), ImageError>
     };
     let instr = word.to_ascii_uppercase();
     if !ALLOWED.contains(&instr.as_str()) {
-        return Err(ImageError::BadChange(format!("{instr} is not a valid change command")));
+        return Err(ImageError::BadChange(format!(
+            "{instr} is not a valid change command"
+        )));
     }
     if rest.is_empty() {
-        return Err(ImageError::BadChange(format!("{instr} requires at least one argument")));
+        return Err(ImageError::BadChange(format!(
+            "{instr} requires at least one argument"
+        )));
     }
     match instr.as_str() {
         "CMD" => config.cmd = Some(command_form(rest, config)),
@@ -55,20 +73,27 @@ fn apply_one(line: &str, config: &mut ContainerConfig) -> Result<(), ImageError>
         "EXPOSE" => {
             let ports = config.exposed_ports.get_or_insert_with(BTreeMap::new);
             for p in rest.split_whitespace() {
-                let p = if p.contains('/') { p.to_ascii_lowercase() } else { format!("{p}/tcp") };
+                let p = if p.contains('/') {
+                    p.to_ascii_lowercase()
+                } else {
+                    format!("{p}/tcp")
+                };
                 let num = p.split('/').next().unwrap_or("");
                 let valid = num
                     .split('-')
                     .all(|n| n.parse::<u16>().is_ok_and(|v| v > 0));
                 if !valid {
-                    return Err(ImageError::BadChange(format!("invalid containerPort: {num}")));
+                    return Err(ImageError::BadChange(format!(
+                        "invalid containerPort: {num}"
+                    )));
                 }
                 ports.insert(p, Value::Object(Default::default()));
             }
         }
         "VOLUME" => {
             let vols = config.volumes.get_or_insert_with(BTreeMap::new);
-            let list = json_array(rest).unwrap_or_else(|| rest.split_whitespace().map(str::to_string).collect());
+            let list = json_array(rest)
+                .unwrap_or_else(|| rest.split_whitespace().map(str::to_string).collect());
             for v in list {
                 vols.insert(v, Value::Object(Default::default()));
             }
@@ -82,8 +107,15 @@ fn apply_one(line: &str, config: &mut ContainerConfig) -> Result<(), ImageError>
             };
         }
         "STOPSIGNAL" => config.stop_signal = Some(rest.to_string()),
-        "ONBUILD" => config.on_build.get_or_insert_with(Vec::new).push(rest.to_string()),
-        "HEALTHCHECK" => return Err(ImageError::BadChange("HEALTHCHECK is not supported in --change yet".into())),
+        "ONBUILD" => config
+            .on_build
+            .get_or_insert_with(Vec::new)
+            .push(rest.to_string()),
+        "HEALTHCHECK" => {
+            return Err(ImageError::BadChange(
+                "HEALTHCHECK is not supported in --change yet".into(),
+            ))
+        }
         _ => unreachable!("checked against ALLOWED"),
     }
     Ok(())
@@ -117,7 +149,9 @@ fn key_values(rest: &str, instr: &str) -> Result<Vec<(String, String)>, ImageErr
         // Legacy form: the first word is the key, the rest of the line the value.
         let (k, v) = rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
         if v.trim().is_empty() {
-            return Err(ImageError::BadChange(format!("{instr} must have two arguments")));
+            return Err(ImageError::BadChange(format!(
+                "{instr} must have two arguments"
+            )));
         }
         return Ok(vec![(k.to_string(), unquote(v.trim()))]);
     }
@@ -128,7 +162,9 @@ fn key_values(rest: &str, instr: &str) -> Result<Vec<(String, String)>, ImageErr
                 .split_once('=')
                 .ok_or_else(|| ImageError::BadChange(format!("{instr} names can not be blank")))?;
             if k.is_empty() {
-                return Err(ImageError::BadChange(format!("{instr} names can not be blank")));
+                return Err(ImageError::BadChange(format!(
+                    "{instr} names can not be blank"
+                )));
             }
             Ok((k.to_string(), v.to_string()))
         })
@@ -183,7 +219,10 @@ mod tests {
 
     fn apply(changes: &[&str]) -> Result<ContainerConfig, ImageError> {
         let mut c = ContainerConfig::default();
-        apply_changes(&changes.iter().map(|s| s.to_string()).collect::<Vec<_>>(), &mut c)?;
+        apply_changes(
+            &changes.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
+            &mut c,
+        )?;
         Ok(c)
     }
 
@@ -205,7 +244,10 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(c.cmd.unwrap().0, vec!["sh", "-c", "echo hi"]);
-        assert_eq!(c.entrypoint.unwrap().0, vec!["/bin/sh", "-c", "/bin/run it"]);
+        assert_eq!(
+            c.entrypoint.unwrap().0,
+            vec!["/bin/sh", "-c", "/bin/run it"]
+        );
         assert_eq!(c.env.unwrap(), vec!["B=two words", "C=3 4", "A=override"]);
         assert_eq!(c.working_dir, "/srv/app");
         assert_eq!(c.user, "1000:1000");
@@ -220,8 +262,14 @@ mod tests {
 
     #[test]
     fn refused_changes() {
-        assert_eq!(apply(&["ADD . /"]).unwrap_err().to_string(), "ADD is not a valid change command");
-        assert_eq!(apply(&["FROM x"]).unwrap_err().to_string(), "FROM is not a valid change command");
+        assert_eq!(
+            apply(&["ADD . /"]).unwrap_err().to_string(),
+            "ADD is not a valid change command"
+        );
+        assert_eq!(
+            apply(&["FROM x"]).unwrap_err().to_string(),
+            "FROM is not a valid change command"
+        );
         assert!(apply(&["CMD"]).is_err());
         assert!(apply(&["EXPOSE abc"]).is_err());
         assert!(apply(&["ENV =x"]).is_err());

@@ -50,7 +50,15 @@ pub enum ImageError {
 }
 
 impl ImageError {
-    pub(crate) fn io(op: &'static str, path: impl Into<std::path::PathBuf>, source: std::io::Error) -> ImageError {
-        ImageError::Io { op, path: path.into(), source }
+    pub(crate) fn io(
+        op: &'static str,
+        path: impl Into<std::path::PathBuf>,
+        source: std::io::Error,
+    ) -> ImageError {
+        ImageError::Io {
+            op,
+            path: path.into(),
+            source,
+        }
     }
 }

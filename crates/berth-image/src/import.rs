@@ -66,29 +66,50 @@ impl ImageStore {
         let mut blob = self.blobs().writer()?;
         let mut lease = self.layers().lease();
         let (layer, comp) = {
-            let tee = Tee { inner: r, copy: &mut blob };
+            let tee = Tee {
+                inner: r,
+                copy: &mut blob,
+            };
             // A rootfs tarball made by the user may carry device nodes, as
             // `docker import` allows; layers from registries may not.
-            let uopts = UnpackOptions { allow_device_nodes: true };
+            let uopts = UnpackOptions {
+                allow_device_nodes: true,
+            };
             self.layers().unpack(&mut lease, tee, None, None, &uopts)?
         };
         if !layer.existed || layer.row.blob_digest.is_none() {
             let (digest, _) = blob.commit(None)?;
-            self.meta().set_layer_blob(&layer.row.chain_id, digest.as_str(), layer_media_type(comp))?;
+            self.meta().set_layer_blob(
+                &layer.row.chain_id,
+                digest.as_str(),
+                layer_media_type(comp),
+            )?;
         }
 
         let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true);
-        let comment = opts.message.clone().unwrap_or_else(|| format!("Imported from {}", opts.source));
+        let comment = opts
+            .message
+            .clone()
+            .unwrap_or_else(|| format!("Imported from {}", opts.source));
         let mut image = ImageConfig {
             architecture: host_arch().to_string(),
             os: "linux".into(),
             created: Some(now.clone()),
             config: Some(config),
-            rootfs: RootFsConfig { kind: "layers".into(), diff_ids: vec![layer.row.diff_id.clone()] },
-            history: vec![History { created: Some(now), comment: Some(comment.clone()), ..Default::default() }],
+            rootfs: RootFsConfig {
+                kind: "layers".into(),
+                diff_ids: vec![layer.row.diff_id.clone()],
+            },
+            history: vec![History {
+                created: Some(now),
+                comment: Some(comment.clone()),
+                ..Default::default()
+            }],
             ..Default::default()
         };
-        image.extra.insert("comment".into(), serde_json::Value::String(comment));
+        image
+            .extra
+            .insert("comment".into(), serde_json::Value::String(comment));
         let digest = self.blobs().put(&image.to_bytes())?;
         let tags: Vec<Reference> = opts.tag.iter().cloned().collect();
         self.add_image(&digest, None, &tags)

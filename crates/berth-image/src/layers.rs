@@ -7,10 +7,10 @@
 //! `ready`. A crash at any point leaves a temp dir, an `unpacking` row or a
 //! dir without a row, all of which [`Layers::open`] sweeps.
 
+use std::collections::HashMap;
 use std::fs;
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use berth_store::{LayerRow, LayerState, Metadata};
@@ -27,7 +27,10 @@ pub fn chain_ids(diff_ids: &[String]) -> Vec<String> {
     for d in diff_ids {
         let next = match out.last() {
             None => d.clone(),
-            Some(prev) => format!("sha256:{}", hex::encode(Sha256::digest(format!("{prev} {d}").as_bytes()))),
+            Some(prev) => format!(
+                "sha256:{}",
+                hex::encode(Sha256::digest(format!("{prev} {d}").as_bytes()))
+            ),
         };
         out.push(next);
     }
@@ -86,11 +89,22 @@ impl Layers {
     /// Opens `root`, dropping rows and directories a crash left behind.
     pub(crate) fn open(root: PathBuf, meta: Arc<Metadata>) -> Result<Layers, ImageError> {
         fs::create_dir_all(&root).map_err(|e| ImageError::io("create", &root, e))?;
-        let layers = Layers { root, meta, leases: Arc::default() };
+        let layers = Layers {
+            root,
+            meta,
+            leases: Arc::default(),
+        };
         layers.meta.repair()?;
-        let known: std::collections::HashSet<String> =
-            layers.meta.layers()?.iter().map(|l| l.id.to_string()).collect();
-        for ent in fs::read_dir(&layers.root).map_err(|e| ImageError::io("read", &layers.root, e))?.flatten() {
+        let known: std::collections::HashSet<String> = layers
+            .meta
+            .layers()?
+            .iter()
+            .map(|l| l.id.to_string())
+            .collect();
+        for ent in fs::read_dir(&layers.root)
+            .map_err(|e| ImageError::io("read", &layers.root, e))?
+            .flatten()
+        {
             let name = ent.file_name().to_string_lossy().into_owned();
             if name == "empty" || known.contains(&name) {
                 continue;
@@ -105,7 +119,10 @@ impl Layers {
 
     /// A new, empty lease.
     pub(crate) fn lease(&self) -> Lease {
-        Lease { chains: Vec::new(), leases: self.leases.clone() }
+        Lease {
+            chains: Vec::new(),
+            leases: self.leases.clone(),
+        }
     }
 
     /// The directory of a layer.
@@ -133,7 +150,8 @@ impl Layers {
         opts: &UnpackOptions,
     ) -> Result<(UnpackedLayer, Compression), ImageError> {
         let tmp = TempDir::new(&self.root)?;
-        let (comp, plain) = compression::decompress(raw).map_err(|e| ImageError::BadArchive(format!("reading layer: {e}")))?;
+        let (comp, plain) = compression::decompress(raw)
+            .map_err(|e| ImageError::BadArchive(format!("reading layer: {e}")))?;
         let mut hashing = HashingReader::new(plain);
         let stats = unpack::unpack_layer(&mut hashing, tmp.path(), opts)?;
         let diff_id = hashing.digest();
@@ -158,7 +176,10 @@ impl Layers {
     ) -> Result<UnpackedLayer, ImageError> {
         let chain = match parent {
             None => diff_id.to_string(),
-            Some(p) => format!("sha256:{}", hex::encode(Sha256::digest(format!("{p} {diff_id}").as_bytes()))),
+            Some(p) => format!(
+                "sha256:{}",
+                hex::encode(Sha256::digest(format!("{p} {diff_id}").as_bytes()))
+            ),
         };
         lease.add(&chain);
         if let Some(row) = self.meta.layer(&chain)? {
@@ -170,7 +191,10 @@ impl Layers {
             Ok(id) => id,
             // Another unpack of the same layer won the race: use it.
             Err(berth_store::StoreError::Conflict(_)) => {
-                let row = self.meta.layer(&chain)?.ok_or_else(|| ImageError::NotFound(chain.clone()))?;
+                let row = self
+                    .meta
+                    .layer(&chain)?
+                    .ok_or_else(|| ImageError::NotFound(chain.clone()))?;
                 return Ok(UnpackedLayer { row, existed: true });
             }
             Err(e) => return Err(e.into()),
@@ -186,8 +210,14 @@ impl Layers {
         }
         tmp.disarm();
         self.meta.finish_layer(&chain, size)?;
-        let row = self.meta.layer(&chain)?.ok_or_else(|| ImageError::NotFound(chain.clone()))?;
-        Ok(UnpackedLayer { row, existed: false })
+        let row = self
+            .meta
+            .layer(&chain)?
+            .ok_or_else(|| ImageError::NotFound(chain.clone()))?;
+        Ok(UnpackedLayer {
+            row,
+            existed: false,
+        })
     }
 
     /// Lower directories for overlay, topmost first, for a chain (bottom first).
@@ -210,7 +240,13 @@ impl Layers {
     /// Removes every layer no image or container uses; returns their rows.
     pub(crate) fn gc(&self) -> Result<Vec<LayerRow>, ImageError> {
         let mut live = self.meta.live_chain_ids()?;
-        live.extend(self.leases.lock().unwrap_or_else(|p| p.into_inner()).keys().cloned());
+        live.extend(
+            self.leases
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .keys()
+                .cloned(),
+        );
         // A leased layer keeps its parents too.
         for row in self.meta.layers()?.iter().rev() {
             if live.contains(&row.chain_id) {
@@ -299,7 +335,13 @@ mod tests {
         let b = "sha256:bbbb".to_string();
         let c = chain_ids(&[a.clone(), b.clone()]);
         assert_eq!(c[0], a);
-        assert_eq!(c[1], format!("sha256:{}", hex::encode(Sha256::digest(b"sha256:aaaa sha256:bbbb"))));
+        assert_eq!(
+            c[1],
+            format!(
+                "sha256:{}",
+                hex::encode(Sha256::digest(b"sha256:aaaa sha256:bbbb"))
+            )
+        );
         assert!(chain_ids(&[]).is_empty());
     }
 }

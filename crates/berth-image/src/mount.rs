@@ -22,7 +22,11 @@ pub struct RootfsDirs {
 impl RootfsDirs {
     /// overlay's option string.
     pub fn options(&self) -> String {
-        let lowers: Vec<String> = self.lowers.iter().map(|p| p.display().to_string()).collect();
+        let lowers: Vec<String> = self
+            .lowers
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect();
         format!(
             "lowerdir={},upperdir={},workdir={}",
             lowers.join(":"),
@@ -37,8 +41,19 @@ impl RootfsDirs {
             std::fs::create_dir_all(d).map_err(|e| ImageError::io("create", d, e))?;
         }
         let opts = self.options();
-        mount(Some("overlay"), &self.target, Some("overlay"), MsFlags::empty(), Some(opts.as_str())).map_err(|e| {
-            ImageError::io("mount overlay on", &self.target, std::io::Error::from_raw_os_error(e as i32))
+        mount(
+            Some("overlay"),
+            &self.target,
+            Some("overlay"),
+            MsFlags::empty(),
+            Some(opts.as_str()),
+        )
+        .map_err(|e| {
+            ImageError::io(
+                "mount overlay on",
+                &self.target,
+                std::io::Error::from_raw_os_error(e as i32),
+            )
         })
     }
 }
@@ -62,6 +77,10 @@ pub fn unmount(p: &Path) -> Result<(), ImageError> {
         Err(nix::errno::Errno::EBUSY) => umount2(p, MntFlags::MNT_DETACH)
             .map_err(|e| ImageError::io("unmount", p, std::io::Error::from_raw_os_error(e as i32))),
         Err(nix::errno::Errno::EINVAL) | Err(nix::errno::Errno::ENOENT) => Ok(()),
-        Err(e) => Err(ImageError::io("unmount", p, std::io::Error::from_raw_os_error(e as i32))),
+        Err(e) => Err(ImageError::io(
+            "unmount",
+            p,
+            std::io::Error::from_raw_os_error(e as i32),
+        )),
     }
 }

@@ -64,7 +64,12 @@ impl ImageStore {
         crate::layers::remove_tree(&tmp)?;
         std::fs::create_dir_all(&tmp).map_err(|e| ImageError::io("create", &tmp, e))?;
         let layers = Layers::open(data_root.join("layers"), meta.clone())?;
-        let store = ImageStore { blobs, meta, layers, root: data_root.to_path_buf() };
+        let store = ImageStore {
+            blobs,
+            meta,
+            layers,
+            root: data_root.to_path_buf(),
+        };
         store.sweep_blobs()?;
         Ok(store)
     }
@@ -108,7 +113,10 @@ impl ImageStore {
     pub fn config(&self, id: &str) -> Result<ImageConfig, ImageError> {
         let d = Digest::parse(id)?;
         let bytes = self.blobs.read(&d)?;
-        serde_json::from_slice(&bytes).map_err(|source| ImageError::BadConfig { digest: id.to_string(), source })
+        serde_json::from_slice(&bytes).map_err(|source| ImageError::BadConfig {
+            digest: id.to_string(),
+            source,
+        })
     }
 
     /// Finds an image the way dockerd does: a full ID (with or without
@@ -116,7 +124,10 @@ impl ImageStore {
     /// too), then an ID prefix.
     pub fn resolve(&self, name: &str) -> Result<ResolvedImage, ImageError> {
         let id = self.resolve_id(name)?;
-        let row = self.meta.image(&id)?.ok_or_else(|| ImageError::NotFound(name.to_string()))?;
+        let row = self
+            .meta
+            .image(&id)?
+            .ok_or_else(|| ImageError::NotFound(name.to_string()))?;
         let config = self.config(&id)?;
         Ok(ResolvedImage { row, config })
     }
@@ -132,7 +143,11 @@ impl ImageStore {
         }
         let parsed = Reference::parse_normalized(name);
         if let Ok(r) = &parsed {
-            let full = if r.is_name_only() { r.with_tag("latest")? } else { r.clone() };
+            let full = if r.is_name_only() {
+                r.with_tag("latest")?
+            } else {
+                r.clone()
+            };
             if let Some(id) = self.meta.tag(&full.to_string())? {
                 return Ok(id);
             }
@@ -145,7 +160,10 @@ impl ImageStore {
             return match ids.len() {
                 1 => Ok(ids.into_iter().next().expect("one")),
                 0 => Err(ImageError::NotFound(match &parsed {
-                    Ok(r) => r.with_tag("latest").map(|r| r.familiar_string()).unwrap_or_else(|_| name.to_string()),
+                    Ok(r) => r
+                        .with_tag("latest")
+                        .map(|r| r.familiar_string())
+                        .unwrap_or_else(|_| name.to_string()),
                     Err(_) => name.to_string(),
                 })),
                 _ => Err(ImageError::Ambiguous(name.to_string())),
@@ -196,7 +214,11 @@ impl ImageStore {
 
     /// Points `reference` (tag added if absent) at the image.
     pub fn tag(&self, id: &str, reference: &Reference) -> Result<(), ImageError> {
-        let r = if reference.is_name_only() { reference.with_tag("latest")? } else { reference.clone() };
+        let r = if reference.is_name_only() {
+            reference.with_tag("latest")?
+        } else {
+            reference.clone()
+        };
         self.meta.set_tag(&r.to_string(), id)?;
         Ok(())
     }
@@ -213,7 +235,10 @@ impl ImageStore {
         let mut chain = Vec::new();
         let mut cur = top.map(str::to_string);
         while let Some(c) = cur {
-            let row = self.meta.layer(&c)?.ok_or_else(|| ImageError::NotFound(format!("layer {c}")))?;
+            let row = self
+                .meta
+                .layer(&c)?
+                .ok_or_else(|| ImageError::NotFound(format!("layer {c}")))?;
             cur = row.parent.clone();
             chain.push(c);
         }
@@ -246,13 +271,19 @@ impl ImageStore {
 
     /// Adds an image whose config blob is already stored and whose layers
     /// are all unpacked; tags it. Returns the image ID.
-    pub fn add_image(&self, config_digest: &Digest, parent: Option<&str>, tags: &[Reference]) -> Result<String, ImageError> {
+    pub fn add_image(
+        &self,
+        config_digest: &Digest,
+        parent: Option<&str>,
+        tags: &[Reference],
+    ) -> Result<String, ImageError> {
         let config = self.config(config_digest.as_str())?;
         let chains = crate::chain_ids(&config.rootfs.diff_ids);
         // Verify every layer is present before the image becomes visible.
         self.layers.lower_dirs(&chains)?;
         let names: Vec<String> = tags.iter().map(|t| t.to_string()).collect();
-        self.meta.insert_image(config_digest.as_str(), parent, &chains, &names)?;
+        self.meta
+            .insert_image(config_digest.as_str(), parent, &chains, &names)?;
         Ok(config_digest.to_string())
     }
 
@@ -290,7 +321,11 @@ impl ImageStore {
             if !r.contains('@') {
                 let repo = repo_of(&r);
                 if !refs.iter().any(|t| !t.contains('@') && repo_of(t) == repo) {
-                    for d in refs.clone().iter().filter(|t| t.contains('@') && repo_of(t) == repo) {
+                    for d in refs
+                        .clone()
+                        .iter()
+                        .filter(|t| t.contains('@') && repo_of(t) == repo)
+                    {
                         self.meta.remove_tag(d)?;
                         out.items.push(untagged(d));
                         refs.retain(|t| t != d);
@@ -323,10 +358,16 @@ impl ImageStore {
             out.items.push(untagged(r));
         }
         self.meta.delete_image(&id)?;
-        out.items.push(DeleteItem { untagged: None, deleted: Some(id.clone()) });
+        out.items.push(DeleteItem {
+            untagged: None,
+            deleted: Some(id.clone()),
+        });
         self.release_blob(&id)?;
         for chain in self.gc_layers()? {
-            out.items.push(DeleteItem { untagged: None, deleted: Some(chain) });
+            out.items.push(DeleteItem {
+                untagged: None,
+                deleted: Some(chain),
+            });
         }
         Ok(out)
     }
@@ -342,21 +383,35 @@ impl ImageStore {
         users: &dyn Fn(&str) -> Vec<ImageUser>,
     ) -> Result<(), ImageError> {
         let short = &id[7..19];
-        let hard = |why: String| ImageError::Conflict(format!("conflict: unable to delete {short} (cannot be forced) - {why}"));
-        let soft = |why: String| ImageError::Conflict(format!("conflict: unable to delete {short} (must be forced) - {why}"));
+        let hard = |why: String| {
+            ImageError::Conflict(format!(
+                "conflict: unable to delete {short} (cannot be forced) - {why}"
+            ))
+        };
+        let soft = |why: String| {
+            ImageError::Conflict(format!(
+                "conflict: unable to delete {short} (must be forced) - {why}"
+            ))
+        };
         if !self.meta.children(id)?.is_empty() {
             return Err(hard("image has dependent child images".into()));
         }
         let using = users(id);
         if let Some(u) = using.iter().find(|u| u.running) {
-            return Err(hard(format!("image is being used by running container {}", &u.id[..12])));
+            return Err(hard(format!(
+                "image is being used by running container {}",
+                &u.id[..12]
+            )));
         }
         if !force {
             if has_refs {
                 return Err(soft("image is referenced in multiple repositories".into()));
             }
             if let Some(u) = using.first() {
-                return Err(soft(format!("image is being used by stopped container {}", &u.id[..12])));
+                return Err(soft(format!(
+                    "image is being used by stopped container {}",
+                    &u.id[..12]
+                )));
             }
         }
         Ok(())
@@ -368,15 +423,24 @@ impl ImageStore {
             return None;
         }
         let r = Reference::parse_normalized(name).ok()?;
-        let full = if r.is_name_only() { r.with_tag("latest").ok()? } else { r };
+        let full = if r.is_name_only() {
+            r.with_tag("latest").ok()?
+        } else {
+            r
+        };
         let s = full.to_string();
         refs.contains(&s).then_some(s)
     }
 }
 
 fn untagged(full: &str) -> DeleteItem {
-    let shown = Reference::parse_normalized(full).map(|r| r.familiar_string()).unwrap_or_else(|_| full.to_string());
-    DeleteItem { untagged: Some(shown), deleted: None }
+    let shown = Reference::parse_normalized(full)
+        .map(|r| r.familiar_string())
+        .unwrap_or_else(|_| full.to_string());
+    DeleteItem {
+        untagged: Some(shown),
+        deleted: None,
+    }
 }
 
 /// The repository part of a full reference (`docker.io/library/busybox`).
@@ -400,8 +464,11 @@ fn is_single_reference(refs: &[String]) -> bool {
     if tags.len() > 1 {
         return false;
     }
-    let digest_repos: std::collections::HashSet<&str> =
-        refs.iter().filter(|r| r.contains('@')).map(|r| repo_of(r)).collect();
+    let digest_repos: std::collections::HashSet<&str> = refs
+        .iter()
+        .filter(|r| r.contains('@'))
+        .map(|r| repo_of(r))
+        .collect();
     let single = tags.first().copied().unwrap_or(&refs[0]);
     digest_repos.len() == 1 && digest_repos.contains(repo_of(single))
 }
@@ -415,9 +482,18 @@ mod tests {
         let t = |s: &str| s.to_string();
         assert!(!is_single_reference(&[]));
         assert!(is_single_reference(&[t("docker.io/library/a:1")]));
-        assert!(!is_single_reference(&[t("docker.io/library/a:1"), t("docker.io/library/a:2")]));
-        assert!(is_single_reference(&[t("docker.io/library/a:1"), t("docker.io/library/a@sha256:00")]));
-        assert!(!is_single_reference(&[t("docker.io/library/a:1"), t("docker.io/library/b@sha256:00")]));
+        assert!(!is_single_reference(&[
+            t("docker.io/library/a:1"),
+            t("docker.io/library/a:2")
+        ]));
+        assert!(is_single_reference(&[
+            t("docker.io/library/a:1"),
+            t("docker.io/library/a@sha256:00")
+        ]));
+        assert!(!is_single_reference(&[
+            t("docker.io/library/a:1"),
+            t("docker.io/library/b@sha256:00")
+        ]));
         assert_eq!(repo_of("127.0.0.1:5000/x:tag"), "127.0.0.1:5000/x");
         assert_eq!(repo_of("127.0.0.1:5000/x"), "127.0.0.1:5000/x");
     }

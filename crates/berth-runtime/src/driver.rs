@@ -67,13 +67,19 @@ pub async fn spawn(exe: &Path, state_dir: &Path, cfg: &ShimConfig) -> Result<i32
         let log = std::fs::read_to_string(&log_path).unwrap_or_default();
         RuntimeError::Shim {
             id: cfg.id.clone(),
-            message: format!("shim did not start: {}", log.lines().last().unwrap_or("no output")),
+            message: format!(
+                "shim did not start: {}",
+                log.lines().last().unwrap_or("no output")
+            ),
         }
     })?;
     match (ready.pid, ready.error) {
         (Some(pid), _) => Ok(pid),
         (None, Some(err)) => Err(RuntimeError::Create(err)),
-        (None, None) => Err(RuntimeError::Shim { id: cfg.id.clone(), message: "empty ready line".into() }),
+        (None, None) => Err(RuntimeError::Shim {
+            id: cfg.id.clone(),
+            message: "empty ready line".into(),
+        }),
     }
 }
 
@@ -99,7 +105,9 @@ impl ShimClient {
 
     async fn write(&self, frame: &[u8]) -> Result<(), RuntimeError> {
         let mut w = self.writer.lock().await;
-        w.write_all(frame).await.map_err(|e| RuntimeError::io("write to shim", "", e))
+        w.write_all(frame)
+            .await
+            .map_err(|e| RuntimeError::io("write to shim", "", e))
     }
 }
 
@@ -112,14 +120,20 @@ fn socket_path(state_dir: &Path) -> Result<(PathBuf, Option<std::fs::File>), Run
     }
     let dir = std::fs::File::open(state_dir).map_err(|e| RuntimeError::io("open", state_dir, e))?;
     use std::os::fd::AsRawFd;
-    let p = PathBuf::from(format!("/proc/self/fd/{}/{}", dir.as_raw_fd(), files::SOCKET));
+    let p = PathBuf::from(format!(
+        "/proc/self/fd/{}/{}",
+        dir.as_raw_fd(),
+        files::SOCKET
+    ));
     Ok((p, Some(dir)))
 }
 
 /// Connects to the shim in `state_dir`. Messages arrive on the returned
 /// channel, starting with [`Event::Hello`]; the channel closes when the
 /// shim goes away.
-pub async fn connect(state_dir: &Path) -> Result<(ShimClient, mpsc::UnboundedReceiver<ShimMessage>), RuntimeError> {
+pub async fn connect(
+    state_dir: &Path,
+) -> Result<(ShimClient, mpsc::UnboundedReceiver<ShimMessage>), RuntimeError> {
     let (path, _keep) = socket_path(state_dir)?;
     let stream = UnixStream::connect(&path)
         .await
@@ -138,14 +152,16 @@ pub async fn connect(state_dir: &Path) -> Result<(ShimClient, mpsc::UnboundedRec
             dec.push(&buf[..n]);
             loop {
                 match dec.next_frame() {
-                    Ok(Some((kind::CONTROL, payload))) => match serde_json::from_slice::<Event>(&payload) {
-                        Ok(ev) => {
-                            if tx.send(ShimMessage::Event(ev)).is_err() {
-                                return;
+                    Ok(Some((kind::CONTROL, payload))) => {
+                        match serde_json::from_slice::<Event>(&payload) {
+                            Ok(ev) => {
+                                if tx.send(ShimMessage::Event(ev)).is_err() {
+                                    return;
+                                }
                             }
+                            Err(e) => tracing::warn!("bad event from shim: {e}"),
                         }
-                        Err(e) => tracing::warn!("bad event from shim: {e}"),
-                    },
+                    }
                     Ok(Some((stream, data))) => {
                         if tx.send(ShimMessage::Output { stream, data }).is_err() {
                             return;
@@ -160,5 +176,10 @@ pub async fn connect(state_dir: &Path) -> Result<(ShimClient, mpsc::UnboundedRec
             }
         }
     });
-    Ok((ShimClient { writer: Arc::new(Mutex::new(wr)) }, rx))
+    Ok((
+        ShimClient {
+            writer: Arc::new(Mutex::new(wr)),
+        },
+        rx,
+    ))
 }

@@ -38,7 +38,15 @@ pub enum RuntimeError {
 }
 
 impl RuntimeError {
-    pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> RuntimeError {
-        RuntimeError::Io { op, path: path.into(), source }
+    pub(crate) fn io(
+        op: &'static str,
+        path: impl Into<PathBuf>,
+        source: std::io::Error,
+    ) -> RuntimeError {
+        RuntimeError::Io {
+            op,
+            path: path.into(),
+            source,
+        }
     }
 }

@@ -10,8 +10,8 @@
 //! writes its log, reaps it and records its exit status, so the daemon can be
 //! restarted without touching running containers.
 
-mod error;
 pub mod driver;
+mod error;
 pub mod protocol;
 pub mod shim;
 pub mod spec;

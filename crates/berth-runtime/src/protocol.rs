@@ -102,7 +102,10 @@ pub fn encode(kind: u8, payload: &[u8]) -> Vec<u8> {
 
 /// A control frame carrying `msg` as JSON.
 pub fn encode_control<T: Serialize>(msg: &T) -> Vec<u8> {
-    encode(kind::CONTROL, &serde_json::to_vec(msg).expect("protocol messages serialise"))
+    encode(
+        kind::CONTROL,
+        &serde_json::to_vec(msg).expect("protocol messages serialise"),
+    )
 }
 
 /// Incremental frame decoder.
@@ -153,10 +156,16 @@ mod tests {
         d.push(&wire[..4]);
         assert_eq!(d.next_frame().unwrap(), None);
         d.push(&wire[4..]);
-        assert_eq!(d.next_frame().unwrap(), Some((kind::STDOUT, b"abc".to_vec())));
+        assert_eq!(
+            d.next_frame().unwrap(),
+            Some((kind::STDOUT, b"abc".to_vec()))
+        );
         let (k, p) = d.next_frame().unwrap().unwrap();
         assert_eq!(k, kind::CONTROL);
-        assert_eq!(serde_json::from_slice::<Request>(&p).unwrap(), Request::Kill { signal: 9 });
+        assert_eq!(
+            serde_json::from_slice::<Request>(&p).unwrap(),
+            Request::Kill { signal: 9 }
+        );
         assert_eq!(d.next_frame().unwrap(), None);
     }
 
@@ -169,7 +178,12 @@ mod tests {
 
     #[test]
     fn event_json_shape() {
-        let e = Event::Exited(ExitStatus { code: 3, signal: None, finished_at: "t".into(), oom_killed: false });
+        let e = Event::Exited(ExitStatus {
+            code: 3,
+            signal: None,
+            finished_at: "t".into(),
+            oom_killed: false,
+        });
         let s = serde_json::to_string(&e).unwrap();
         assert!(s.contains("\"type\":\"exited\""), "{s}");
     }

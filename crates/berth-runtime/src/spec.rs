@@ -30,13 +30,46 @@ pub const DEFAULT_CAPS: &[&str] = &[
 /// Every capability, for `--privileged`, in kernel numbering order (the
 /// index is the capability's number).
 const ALL_CAPS: &[&str] = &[
-    "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID", "CAP_KILL",
-    "CAP_SETGID", "CAP_SETUID", "CAP_SETPCAP", "CAP_LINUX_IMMUTABLE", "CAP_NET_BIND_SERVICE",
-    "CAP_NET_BROADCAST", "CAP_NET_ADMIN", "CAP_NET_RAW", "CAP_IPC_LOCK", "CAP_IPC_OWNER", "CAP_SYS_MODULE",
-    "CAP_SYS_RAWIO", "CAP_SYS_CHROOT", "CAP_SYS_PTRACE", "CAP_SYS_PACCT", "CAP_SYS_ADMIN", "CAP_SYS_BOOT",
-    "CAP_SYS_NICE", "CAP_SYS_RESOURCE", "CAP_SYS_TIME", "CAP_SYS_TTY_CONFIG", "CAP_MKNOD", "CAP_LEASE",
-    "CAP_AUDIT_WRITE", "CAP_AUDIT_CONTROL", "CAP_SETFCAP", "CAP_MAC_OVERRIDE", "CAP_MAC_ADMIN",
-    "CAP_SYSLOG", "CAP_WAKE_ALARM", "CAP_BLOCK_SUSPEND", "CAP_AUDIT_READ", "CAP_PERFMON", "CAP_BPF",
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_DAC_READ_SEARCH",
+    "CAP_FOWNER",
+    "CAP_FSETID",
+    "CAP_KILL",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETPCAP",
+    "CAP_LINUX_IMMUTABLE",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_NET_BROADCAST",
+    "CAP_NET_ADMIN",
+    "CAP_NET_RAW",
+    "CAP_IPC_LOCK",
+    "CAP_IPC_OWNER",
+    "CAP_SYS_MODULE",
+    "CAP_SYS_RAWIO",
+    "CAP_SYS_CHROOT",
+    "CAP_SYS_PTRACE",
+    "CAP_SYS_PACCT",
+    "CAP_SYS_ADMIN",
+    "CAP_SYS_BOOT",
+    "CAP_SYS_NICE",
+    "CAP_SYS_RESOURCE",
+    "CAP_SYS_TIME",
+    "CAP_SYS_TTY_CONFIG",
+    "CAP_MKNOD",
+    "CAP_LEASE",
+    "CAP_AUDIT_WRITE",
+    "CAP_AUDIT_CONTROL",
+    "CAP_SETFCAP",
+    "CAP_MAC_OVERRIDE",
+    "CAP_MAC_ADMIN",
+    "CAP_SYSLOG",
+    "CAP_WAKE_ALARM",
+    "CAP_BLOCK_SUSPEND",
+    "CAP_AUDIT_READ",
+    "CAP_PERFMON",
+    "CAP_BPF",
     "CAP_CHECKPOINT_RESTORE",
 ];
 
@@ -54,7 +87,13 @@ const MASKED_PATHS: &[&str] = &[
     "/sys/devices/virtual/powercap",
 ];
 
-const READONLY_PATHS: &[&str] = &["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"];
+const READONLY_PATHS: &[&str] = &[
+    "/proc/bus",
+    "/proc/fs",
+    "/proc/irq",
+    "/proc/sys",
+    "/proc/sysrq-trigger",
+];
 
 /// A bind mount into the container.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -140,7 +179,12 @@ fn bounding_set() -> u64 {
 
 fn caps(spec: &ContainerSpec) -> Vec<String> {
     let bnd = bounding_set();
-    let available = |c: &String| ALL_CAPS.iter().position(|x| x == c).is_none_or(|i| bnd & (1 << i) != 0);
+    let available = |c: &String| {
+        ALL_CAPS
+            .iter()
+            .position(|x| x == c)
+            .is_none_or(|i| bnd & (1 << i) != 0)
+    };
     let mut set = wanted_caps(spec);
     set.retain(available);
     set
@@ -152,7 +196,11 @@ fn wanted_caps(spec: &ContainerSpec) -> Vec<String> {
     }
     let norm = |c: &str| {
         let up = c.to_ascii_uppercase();
-        if up.starts_with("CAP_") { up } else { format!("CAP_{up}") }
+        if up.starts_with("CAP_") {
+            up
+        } else {
+            format!("CAP_{up}")
+        }
     };
     let drop_all = spec.cap_drop.iter().any(|c| c.eq_ignore_ascii_case("all"));
     let add_all = spec.cap_add.iter().any(|c| c.eq_ignore_ascii_case("all"));
@@ -167,7 +215,11 @@ fn wanted_caps(spec: &ContainerSpec) -> Vec<String> {
         let dropped: Vec<String> = spec.cap_drop.iter().map(|c| norm(c)).collect();
         set.retain(|c| !dropped.contains(c));
     }
-    for c in spec.cap_add.iter().filter(|c| !c.eq_ignore_ascii_case("all")) {
+    for c in spec
+        .cap_add
+        .iter()
+        .filter(|c| !c.eq_ignore_ascii_case("all"))
+    {
         let c = norm(c);
         if !set.contains(&c) {
             set.push(c);
@@ -195,7 +247,12 @@ pub fn build(spec: &ContainerSpec) -> Result<Spec, RuntimeError> {
         }
         mounts.push(json!({"destination": b.destination, "type": "bind", "source": b.source, "options": opts}));
     }
-    let mut namespaces = vec![json!({"type": "pid"}), json!({"type": "ipc"}), json!({"type": "uts"}), json!({"type": "mount"})];
+    let mut namespaces = vec![
+        json!({"type": "pid"}),
+        json!({"type": "ipc"}),
+        json!({"type": "uts"}),
+        json!({"type": "mount"}),
+    ];
     match &spec.network {
         NetworkNs::New => namespaces.push(json!({"type": "network"})),
         NetworkNs::Host => {}
@@ -277,29 +334,55 @@ mod tests {
             cgroups_path: "/berth/x".into(),
             cap_drop: vec!["net_raw".into()],
             cap_add: vec!["SYS_ADMIN".into()],
-            binds: vec![BindMount { source: "/h".into(), destination: "/etc/hosts".into(), readonly: false }],
+            binds: vec![BindMount {
+                source: "/h".into(),
+                destination: "/etc/hosts".into(),
+                readonly: false,
+            }],
             ..Default::default()
         };
         let spec = build(&s).unwrap();
         let p = spec.process().as_ref().unwrap();
-        assert_eq!(p.args().as_ref().unwrap(), &vec!["echo".to_string(), "hi".to_string()]);
+        assert_eq!(
+            p.args().as_ref().unwrap(),
+            &vec!["echo".to_string(), "hi".to_string()]
+        );
         let v = serde_json::to_value(&spec).unwrap();
-        let bounding: Vec<String> = serde_json::from_value(v["process"]["capabilities"]["bounding"].clone()).unwrap();
+        let bounding: Vec<String> =
+            serde_json::from_value(v["process"]["capabilities"]["bounding"].clone()).unwrap();
         assert!(bounding.contains(&"CAP_SYS_ADMIN".to_string()));
         assert!(!bounding.contains(&"CAP_NET_RAW".to_string()));
         assert!(bounding.contains(&"CAP_CHOWN".to_string()));
         assert_eq!(v["linux"]["cgroupsPath"], "/berth/x");
-        assert!(v["linux"]["maskedPaths"].as_array().unwrap().iter().any(|p| p == "/proc/kcore"));
-        assert!(v["mounts"].as_array().unwrap().iter().any(|m| m["destination"] == "/etc/hosts"));
+        assert!(v["linux"]["maskedPaths"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p == "/proc/kcore"));
+        assert!(v["mounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["destination"] == "/etc/hosts"));
         assert_eq!(v["process"]["cwd"], "/");
     }
 
     #[test]
     fn privileged_has_everything() {
-        let s = ContainerSpec { privileged: true, cgroups_path: "/b/x".into(), ..Default::default() };
+        let s = ContainerSpec {
+            privileged: true,
+            cgroups_path: "/b/x".into(),
+            ..Default::default()
+        };
         let v = serde_json::to_value(build(&s).unwrap()).unwrap();
         assert!(v["linux"].get("maskedPaths").is_none());
-        let n = v["process"]["capabilities"]["bounding"].as_array().unwrap().len();
-        assert_eq!(n as u32, bounding_set().count_ones().min(ALL_CAPS.len() as u32));
+        let n = v["process"]["capabilities"]["bounding"]
+            .as_array()
+            .unwrap()
+            .len();
+        assert_eq!(
+            n as u32,
+            bounding_set().count_ones().min(ALL_CAPS.len() as u32)
+        );
     }
 }

@@ -6,10 +6,21 @@ use std::os::fd::{AsRawFd, BorrowedFd};
 
 /// Sets a terminal's window size (TIOCSWINSZ).
 pub(crate) fn set_winsize(fd: BorrowedFd<'_>, rows: u16, cols: u16) -> std::io::Result<()> {
-    let ws = libc::winsize { ws_row: rows, ws_col: cols, ws_xpixel: 0, ws_ypixel: 0 };
+    let ws = libc::winsize {
+        ws_row: rows,
+        ws_col: cols,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
     // SAFETY: `fd` is a live descriptor borrowed for the call, and `ws` is a
     // properly initialised winsize that the kernel only reads.
-    let rc = unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCSWINSZ, &ws as *const libc::winsize) };
+    let rc = unsafe {
+        libc::ioctl(
+            fd.as_raw_fd(),
+            libc::TIOCSWINSZ,
+            &ws as *const libc::winsize,
+        )
+    };
     if rc == 0 {
         Ok(())
     } else {
@@ -25,8 +36,13 @@ pub(crate) fn recv_fd(sock: BorrowedFd<'_>) -> std::io::Result<std::os::fd::Owne
     let mut buf = [0u8; 4096];
     let mut iov = [std::io::IoSliceMut::new(&mut buf)];
     let mut space = nix::cmsg_space!([std::os::fd::RawFd; 1]);
-    let msg = recvmsg::<()>(sock.as_raw_fd(), &mut iov, Some(&mut space), MsgFlags::MSG_CMSG_CLOEXEC)
-        .map_err(std::io::Error::from)?;
+    let msg = recvmsg::<()>(
+        sock.as_raw_fd(),
+        &mut iov,
+        Some(&mut space),
+        MsgFlags::MSG_CMSG_CLOEXEC,
+    )
+    .map_err(std::io::Error::from)?;
     for cmsg in msg.cmsgs().map_err(std::io::Error::from)? {
         if let ControlMessageOwned::ScmRights(fds) = cmsg {
             if let Some(&fd) = fds.first() {
@@ -40,7 +56,10 @@ pub(crate) fn recv_fd(sock: BorrowedFd<'_>) -> std::io::Result<std::os::fd::Owne
             }
         }
     }
-    Err(std::io::Error::new(std::io::ErrorKind::InvalidData, "no file descriptor received on console socket"))
+    Err(std::io::Error::new(
+        std::io::ErrorKind::InvalidData,
+        "no file descriptor received on console socket",
+    ))
 }
 
 /// Gives SIGPIPE back its default action. Rust programs start with it

@@ -106,7 +106,12 @@ fn read_group(root: &Path) -> Vec<GroupEntry> {
                 gid: f.get(2)?.parse().ok()?,
                 members: f
                     .get(3)
-                    .map(|m| m.split(',').filter(|s| !s.is_empty()).map(str::to_string).collect())
+                    .map(|m| {
+                        m.split(',')
+                            .filter(|s| !s.is_empty())
+                            .map(str::to_string)
+                            .collect()
+                    })
                     .unwrap_or_default(),
             })
         })
@@ -123,14 +128,23 @@ pub fn resolve(root: &Path, user: &str, group_add: &[String]) -> Result<ExecUser
         None => (user, None),
     };
     let u = if u.is_empty() { "0" } else { u };
-    let mut out = ExecUser { home: "/".into(), ..Default::default() };
+    let mut out = ExecUser {
+        home: "/".into(),
+        ..Default::default()
+    };
     let mut username: Option<String> = None;
     if let Some(p) = passwd.iter().find(|p| p.name == u).or_else(|| {
-        u.parse::<u32>().ok().and_then(|n| passwd.iter().find(|p| p.uid == n))
+        u.parse::<u32>()
+            .ok()
+            .and_then(|n| passwd.iter().find(|p| p.uid == n))
     }) {
         out.uid = p.uid;
         out.gid = p.gid;
-        out.home = if p.home.is_empty() { "/".into() } else { p.home.clone() };
+        out.home = if p.home.is_empty() {
+            "/".into()
+        } else {
+            p.home.clone()
+        };
         username = Some(p.name.clone());
     } else if let Ok(n) = u.parse::<u32>() {
         out.uid = n;
@@ -160,7 +174,8 @@ fn lookup_group(groups: &[GroupEntry], g: &str) -> Result<u32, RuntimeError> {
     if let Some(gr) = groups.iter().find(|gr| gr.name == g) {
         return Ok(gr.gid);
     }
-    g.parse::<u32>().map_err(|_| RuntimeError::NoSuchGroup(g.to_string()))
+    g.parse::<u32>()
+        .map_err(|_| RuntimeError::NoSuchGroup(g.to_string()))
 }
 
 #[cfg(test)]
@@ -175,7 +190,11 @@ mod tests {
             "root:x:0:0:root:/root:/bin/sh\nwww:x:33:33:www:/var/www:/bin/false\n",
         )
         .unwrap();
-        std::fs::write(t.path().join("etc/group"), "root:x:0:\nwheel:x:10:root\nwww:x:33:\nextra:x:99:www\n").unwrap();
+        std::fs::write(
+            t.path().join("etc/group"),
+            "root:x:0:\nwheel:x:10:root\nwww:x:33:\nextra:x:99:www\n",
+        )
+        .unwrap();
         t
     }
 
@@ -183,7 +202,10 @@ mod tests {
     fn docker_rules() {
         let t = rootfs();
         let r = resolve(t.path(), "", &[]).unwrap();
-        assert_eq!((r.uid, r.gid, r.additional_gids.clone(), r.home.as_str()), (0, 0, vec![10], "/root"));
+        assert_eq!(
+            (r.uid, r.gid, r.additional_gids.clone(), r.home.as_str()),
+            (0, 0, vec![10], "/root")
+        );
         let w = resolve(t.path(), "www", &[]).unwrap();
         assert_eq!((w.uid, w.gid, w.additional_gids), (33, 33, vec![99]));
         let n = resolve(t.path(), "1234:5", &[]).unwrap();
@@ -203,7 +225,10 @@ mod tests {
         std::fs::create_dir_all(t.path().join("etc")).unwrap();
         // An image whose /etc/passwd points at the host's file.
         std::os::unix::fs::symlink("/etc/shadow", t.path().join("etc/passwd")).unwrap();
-        assert_eq!(secure_join(t.path(), "/etc/passwd"), t.path().join("etc/shadow"));
+        assert_eq!(
+            secure_join(t.path(), "/etc/passwd"),
+            t.path().join("etc/shadow")
+        );
         std::os::unix::fs::symlink("../../../../..", t.path().join("up")).unwrap();
         assert_eq!(secure_join(t.path(), "/up/etc/x"), t.path().join("etc/x"));
         std::os::unix::fs::symlink("loop", t.path().join("loop")).unwrap();

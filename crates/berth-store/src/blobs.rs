@@ -69,9 +69,15 @@ impl BlobStore {
                 .duration_since(std::time::UNIX_EPOCH)
                 .map(|d| d.as_nanos())
                 .unwrap_or(0);
-            name.copy_from_slice(&(nanos as u64 ^ (std::process::id() as u64) << 32 ^ attempt as u64).to_be_bytes());
+            name.copy_from_slice(
+                &(nanos as u64 ^ (std::process::id() as u64) << 32 ^ attempt as u64).to_be_bytes(),
+            );
             let path = self.ingest_dir().join(hex::encode(name));
-            match fs::OpenOptions::new().write(true).create_new(true).open(&path) {
+            match fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&path)
+            {
                 Ok(file) => {
                     return Ok(BlobWriter {
                         store: self.clone(),
@@ -96,13 +102,18 @@ impl BlobStore {
     /// Stores `data` and returns its digest.
     pub fn put(&self, data: &[u8]) -> Result<Digest, StoreError> {
         let mut w = self.writer()?;
-        w.write_all(data).map_err(|e| StoreError::io("write", &w.path, e))?;
+        w.write_all(data)
+            .map_err(|e| StoreError::io("write", &w.path, e))?;
         Ok(w.commit(None)?.0)
     }
 
     /// Stores everything `r` yields; when `expected` is given, the content
     /// must hash to it or nothing is stored.
-    pub fn put_reader(&self, r: &mut dyn Read, expected: Option<&Digest>) -> Result<(Digest, u64), StoreError> {
+    pub fn put_reader(
+        &self,
+        r: &mut dyn Read,
+        expected: Option<&Digest>,
+    ) -> Result<(Digest, u64), StoreError> {
         let mut w = self.writer()?;
         io::copy(r, &mut w).map_err(|e| StoreError::io("write", &w.path, e))?;
         w.commit(expected)
@@ -113,7 +124,10 @@ impl BlobStore {
     pub fn reader(&self, d: &Digest) -> Result<VerifyingReader<BufReader<File>>, StoreError> {
         let p = self.path(d);
         let f = File::open(&p).map_err(|e| not_found_or_io(e, d, &p))?;
-        Ok(VerifyingReader::new(BufReader::with_capacity(256 * 1024, f), d.clone()))
+        Ok(VerifyingReader::new(
+            BufReader::with_capacity(256 * 1024, f),
+            d.clone(),
+        ))
     }
 
     /// Reads a whole blob, verified.
@@ -144,7 +158,10 @@ impl BlobStore {
     pub fn list(&self) -> Result<Vec<Digest>, StoreError> {
         let dir = self.root.join("sha256");
         let mut out = Vec::new();
-        for ent in fs::read_dir(&dir).map_err(|e| StoreError::io("read", &dir, e))?.flatten() {
+        for ent in fs::read_dir(&dir)
+            .map_err(|e| StoreError::io("read", &dir, e))?
+            .flatten()
+        {
             if let Some(name) = ent.file_name().to_str() {
                 if let Ok(d) = Digest::parse(&format!("sha256:{name}")) {
                     out.push(d);
@@ -177,7 +194,10 @@ pub struct BlobWriter {
 
 impl Write for BlobWriter {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let f = self.file.as_mut().ok_or_else(|| io::Error::other("blob writer closed"))?;
+        let f = self
+            .file
+            .as_mut()
+            .ok_or_else(|| io::Error::other("blob writer closed"))?;
         let n = f.write(buf)?;
         self.hasher.update(&buf[..n]);
         self.size += n as u64;
@@ -208,13 +228,19 @@ impl BlobWriter {
     /// kept: same digest, same bytes.
     pub fn commit(mut self, expected: Option<&Digest>) -> Result<(Digest, u64), StoreError> {
         let file = self.file.take().expect("commit once");
-        let file = file.into_inner().map_err(|e| StoreError::io("write", &self.path, e.into_error()))?;
-        file.sync_all().map_err(|e| StoreError::io("sync", &self.path, e))?;
+        let file = file
+            .into_inner()
+            .map_err(|e| StoreError::io("write", &self.path, e.into_error()))?;
+        file.sync_all()
+            .map_err(|e| StoreError::io("sync", &self.path, e))?;
         drop(file);
         let actual = Digest::from_hasher(self.hasher.clone());
         if let Some(exp) = expected {
             if *exp != actual {
-                return Err(StoreError::DigestMismatch { expected: exp.to_string(), actual: actual.to_string() });
+                return Err(StoreError::DigestMismatch {
+                    expected: exp.to_string(),
+                    actual: actual.to_string(),
+                });
             }
         }
         let dest = self.store.path(&actual);
@@ -248,7 +274,12 @@ pub struct VerifyingReader<R> {
 impl<R: Read> VerifyingReader<R> {
     /// Wraps `inner`, which must yield content hashing to `expected`.
     pub fn new(inner: R, expected: Digest) -> Self {
-        VerifyingReader { inner, hasher: Sha256::new(), expected, done: false }
+        VerifyingReader {
+            inner,
+            hasher: Sha256::new(),
+            expected,
+            done: false,
+        }
     }
 }
 
@@ -261,7 +292,10 @@ impl<R: Read> Read for VerifyingReader<R> {
             if actual != self.expected {
                 return Err(io::Error::new(
                     io::ErrorKind::InvalidData,
-                    StoreError::DigestMismatch { expected: self.expected.to_string(), actual: actual.to_string() },
+                    StoreError::DigestMismatch {
+                        expected: self.expected.to_string(),
+                        actual: actual.to_string(),
+                    },
                 ));
             }
         }

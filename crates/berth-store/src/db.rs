@@ -173,7 +173,9 @@ impl Metadata {
             tx.pragma_update(None, "user_version", (i + 1) as i64)?;
             tx.commit()?;
         }
-        Ok(Metadata { conn: Mutex::new(conn) })
+        Ok(Metadata {
+            conn: Mutex::new(conn),
+        })
     }
 
     fn conn(&self) -> MutexGuard<'_, Connection> {
@@ -199,7 +201,9 @@ impl Metadata {
         let mut st = c.prepare_cached(
             "SELECT id, chain_id, diff_id, parent, size, blob_digest, blob_media_type, state FROM layers ORDER BY id",
         )?;
-        let rows = st.query_map([], layer_from_row)?.collect::<Result<Vec<_>, _>>()?;
+        let rows = st
+            .query_map([], layer_from_row)?
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(rows)
     }
 
@@ -219,7 +223,9 @@ impl Metadata {
         );
         match res {
             Ok(_) => Ok(c.last_insert_rowid()),
-            Err(rusqlite::Error::SqliteFailure(e, _)) if e.code == rusqlite::ErrorCode::ConstraintViolation => {
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::ConstraintViolation =>
+            {
                 Err(StoreError::Conflict(format!("layer {chain_id}")))
             }
             Err(e) => Err(e.into()),
@@ -240,7 +246,12 @@ impl Metadata {
 
     /// Sets or replaces the blob a layer is kept as (e.g. after a load
     /// brought the layer in a different compression).
-    pub fn set_layer_blob(&self, chain_id: &str, digest: &str, media_type: &str) -> Result<(), StoreError> {
+    pub fn set_layer_blob(
+        &self,
+        chain_id: &str,
+        digest: &str,
+        media_type: &str,
+    ) -> Result<(), StoreError> {
         self.conn().execute(
             "UPDATE layers SET blob_digest = ?2, blob_media_type = ?3 WHERE chain_id = ?1",
             params![chain_id, digest, media_type],
@@ -250,7 +261,8 @@ impl Metadata {
 
     /// Removes a layer row.
     pub fn delete_layer(&self, chain_id: &str) -> Result<(), StoreError> {
-        self.conn().execute("DELETE FROM layers WHERE chain_id = ?1", [chain_id])?;
+        self.conn()
+            .execute("DELETE FROM layers WHERE chain_id = ?1", [chain_id])?;
         Ok(())
     }
 
@@ -321,7 +333,13 @@ impl Metadata {
             None => Ok(None),
             Some((id, parent, created_at, last_tag_time)) => {
                 let chain_ids = chain_of(&c, &id)?;
-                Ok(Some(ImageRow { id, parent, created_at, last_tag_time, chain_ids }))
+                Ok(Some(ImageRow {
+                    id,
+                    parent,
+                    created_at,
+                    last_tag_time,
+                    chain_ids,
+                }))
             }
         }
     }
@@ -329,14 +347,22 @@ impl Metadata {
     /// All images, newest first.
     pub fn images(&self) -> Result<Vec<ImageRow>, StoreError> {
         let c = self.conn();
-        let mut st = c.prepare_cached("SELECT id, parent, created_at, last_tag_time FROM images ORDER BY created_at DESC")?;
+        let mut st = c.prepare_cached(
+            "SELECT id, parent, created_at, last_tag_time FROM images ORDER BY created_at DESC",
+        )?;
         let rows: Vec<(String, Option<String>, i64, String)> = st
             .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
             .collect::<Result<_, _>>()?;
         rows.into_iter()
             .map(|(id, parent, created_at, last_tag_time)| {
                 let chain_ids = chain_of(&c, &id)?;
-                Ok(ImageRow { id, parent, created_at, last_tag_time, chain_ids })
+                Ok(ImageRow {
+                    id,
+                    parent,
+                    created_at,
+                    last_tag_time,
+                    chain_ids,
+                })
             })
             .collect()
     }
@@ -344,14 +370,18 @@ impl Metadata {
     /// Image IDs starting with `prefix` (`sha256:` + hex prefix).
     pub fn image_ids_with_prefix(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
         let c = self.conn();
-        let mut st = c.prepare_cached("SELECT id FROM images WHERE substr(id, 1, length(?1)) = ?1")?;
-        let ids = st.query_map([prefix], |r| r.get(0))?.collect::<Result<Vec<String>, _>>()?;
+        let mut st =
+            c.prepare_cached("SELECT id FROM images WHERE substr(id, 1, length(?1)) = ?1")?;
+        let ids = st
+            .query_map([prefix], |r| r.get(0))?
+            .collect::<Result<Vec<String>, _>>()?;
         Ok(ids)
     }
 
     /// Removes an image and its tags.
     pub fn delete_image(&self, id: &str) -> Result<(), StoreError> {
-        self.conn().execute("DELETE FROM images WHERE id = ?1", [id])?;
+        self.conn()
+            .execute("DELETE FROM images WHERE id = ?1", [id])?;
         Ok(())
     }
 
@@ -359,7 +389,9 @@ impl Metadata {
     pub fn children(&self, id: &str) -> Result<Vec<String>, StoreError> {
         let c = self.conn();
         let mut st = c.prepare_cached("SELECT id FROM images WHERE parent = ?1")?;
-        let ids = st.query_map([id], |r| r.get(0))?.collect::<Result<Vec<String>, _>>()?;
+        let ids = st
+            .query_map([id], |r| r.get(0))?
+            .collect::<Result<Vec<String>, _>>()?;
         Ok(ids)
     }
 
@@ -378,27 +410,42 @@ impl Metadata {
     /// The image a tag names.
     pub fn tag(&self, name: &str) -> Result<Option<String>, StoreError> {
         let c = self.conn();
-        Ok(c.query_row("SELECT image_id FROM tags WHERE name = ?1", [name], |r| r.get(0)).optional()?)
+        Ok(
+            c.query_row("SELECT image_id FROM tags WHERE name = ?1", [name], |r| {
+                r.get(0)
+            })
+            .optional()?,
+        )
     }
 
     /// Removes a tag; false when it did not exist.
     pub fn remove_tag(&self, name: &str) -> Result<bool, StoreError> {
-        Ok(self.conn().execute("DELETE FROM tags WHERE name = ?1", [name])? > 0)
+        Ok(self
+            .conn()
+            .execute("DELETE FROM tags WHERE name = ?1", [name])?
+            > 0)
     }
 
     /// Tags of one image, oldest first.
     pub fn tags_of(&self, image_id: &str) -> Result<Vec<String>, StoreError> {
         let c = self.conn();
-        let mut st = c.prepare_cached("SELECT name FROM tags WHERE image_id = ?1 ORDER BY created_at, name")?;
-        let v = st.query_map([image_id], |r| r.get(0))?.collect::<Result<Vec<String>, _>>()?;
+        let mut st = c.prepare_cached(
+            "SELECT name FROM tags WHERE image_id = ?1 ORDER BY created_at, name",
+        )?;
+        let v = st
+            .query_map([image_id], |r| r.get(0))?
+            .collect::<Result<Vec<String>, _>>()?;
         Ok(v)
     }
 
     /// Every (tag, image id).
     pub fn all_tags(&self) -> Result<Vec<(String, String)>, StoreError> {
         let c = self.conn();
-        let mut st = c.prepare_cached("SELECT name, image_id FROM tags ORDER BY created_at, name")?;
-        let v = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<Result<Vec<_>, _>>()?;
+        let mut st =
+            c.prepare_cached("SELECT name, image_id FROM tags ORDER BY created_at, name")?;
+        let v = st
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(v)
     }
 
@@ -412,7 +459,9 @@ impl Metadata {
         );
         match res {
             Ok(_) => Ok(()),
-            Err(rusqlite::Error::SqliteFailure(e, _)) if e.code == rusqlite::ErrorCode::ConstraintViolation => {
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::ConstraintViolation =>
+            {
                 Err(StoreError::Conflict(format!("container name {}", row.name)))
             }
             Err(e) => Err(e.into()),
@@ -421,7 +470,10 @@ impl Metadata {
 
     /// Replaces a container's record.
     pub fn update_container(&self, id: &str, record: &str) -> Result<(), StoreError> {
-        let n = self.conn().execute("UPDATE containers SET record = ?2 WHERE id = ?1", params![id, record])?;
+        let n = self.conn().execute(
+            "UPDATE containers SET record = ?2 WHERE id = ?1",
+            params![id, record],
+        )?;
         if n == 0 {
             return Err(StoreError::NotFound(format!("container {id}")));
         }
@@ -437,7 +489,9 @@ impl Metadata {
         match res {
             Ok(0) => Err(StoreError::NotFound(format!("container {id}"))),
             Ok(_) => Ok(()),
-            Err(rusqlite::Error::SqliteFailure(e, _)) if e.code == rusqlite::ErrorCode::ConstraintViolation => {
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::ConstraintViolation =>
+            {
                 Err(StoreError::Conflict(format!("container name {name}")))
             }
             Err(e) => Err(e.into()),
@@ -446,7 +500,8 @@ impl Metadata {
 
     /// Removes a container row.
     pub fn delete_container(&self, id: &str) -> Result<(), StoreError> {
-        self.conn().execute("DELETE FROM containers WHERE id = ?1", [id])?;
+        self.conn()
+            .execute("DELETE FROM containers WHERE id = ?1", [id])?;
         Ok(())
     }
 
@@ -523,21 +578,35 @@ fn layer_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<LayerRow> {
         size: r.get(4)?,
         blob_digest: r.get(5)?,
         blob_media_type: r.get(6)?,
-        state: if state == "ready" { LayerState::Ready } else { LayerState::Unpacking },
+        state: if state == "ready" {
+            LayerState::Ready
+        } else {
+            LayerState::Unpacking
+        },
     })
 }
 
 fn chain_of(c: &Connection, image_id: &str) -> Result<Vec<String>, StoreError> {
-    let mut st = c.prepare_cached("SELECT chain_id FROM image_layers WHERE image_id = ?1 ORDER BY idx")?;
-    let v = st.query_map([image_id], |r| r.get(0))?.collect::<Result<Vec<String>, _>>()?;
+    let mut st =
+        c.prepare_cached("SELECT chain_id FROM image_layers WHERE image_id = ?1 ORDER BY idx")?;
+    let v = st
+        .query_map([image_id], |r| r.get(0))?
+        .collect::<Result<Vec<String>, _>>()?;
     Ok(v)
 }
 
-fn set_tags_tx(tx: &rusqlite::Transaction<'_>, image_id: &str, tags: &[String], now: i64) -> Result<Vec<String>, StoreError> {
+fn set_tags_tx(
+    tx: &rusqlite::Transaction<'_>,
+    image_id: &str,
+    tags: &[String],
+    now: i64,
+) -> Result<Vec<String>, StoreError> {
     let mut moved = Vec::new();
     for t in tags {
         let old: Option<String> = tx
-            .query_row("SELECT image_id FROM tags WHERE name = ?1", [t], |r| r.get(0))
+            .query_row("SELECT image_id FROM tags WHERE name = ?1", [t], |r| {
+                r.get(0)
+            })
             .optional()?;
         if old.as_deref() == Some(image_id) {
             continue;
@@ -553,7 +622,10 @@ fn set_tags_tx(tx: &rusqlite::Transaction<'_>, image_id: &str, tags: &[String], 
     }
     if !tags.is_empty() {
         let ts = chrono_like_rfc3339(now);
-        tx.execute("UPDATE images SET last_tag_time = ?2 WHERE id = ?1", params![image_id, ts])?;
+        tx.execute(
+            "UPDATE images SET last_tag_time = ?2 WHERE id = ?1",
+            params![image_id, ts],
+        )?;
     }
     Ok(moved)
 }
@@ -595,10 +667,15 @@ mod tests {
     fn image_tag_and_layer_lifecycle() {
         let m = Metadata::open_in_memory().unwrap();
         let (a, b) = (chain("a"), chain("b"));
-        let la = m.begin_layer(&a, &a, None, Some(("sha256:x", "tar"))).unwrap();
+        let la = m
+            .begin_layer(&a, &a, None, Some(("sha256:x", "tar")))
+            .unwrap();
         let lb = m.begin_layer(&b, &b, Some(&a), None).unwrap();
         assert_ne!(la, lb);
-        assert!(matches!(m.begin_layer(&a, &a, None, None), Err(StoreError::Conflict(_))));
+        assert!(matches!(
+            m.begin_layer(&a, &a, None, None),
+            Err(StoreError::Conflict(_))
+        ));
         m.finish_layer(&a, 10).unwrap();
         // b is still unpacking and nothing uses a: repair drops both.
         let mut removed = m.repair().unwrap();
@@ -607,15 +684,40 @@ mod tests {
 
         m.begin_layer(&a, &a, None, None).unwrap();
         m.finish_layer(&a, 10).unwrap();
-        let moved = m.insert_image("sha256:img1", None, std::slice::from_ref(&a), &["docker.io/library/x:latest".into()]).unwrap();
+        let moved = m
+            .insert_image(
+                "sha256:img1",
+                None,
+                std::slice::from_ref(&a),
+                &["docker.io/library/x:latest".into()],
+            )
+            .unwrap();
         assert!(moved.is_empty());
-        assert_eq!(m.tag("docker.io/library/x:latest").unwrap().as_deref(), Some("sha256:img1"));
-        let moved = m.insert_image("sha256:img2", None, std::slice::from_ref(&a), &["docker.io/library/x:latest".into()]).unwrap();
+        assert_eq!(
+            m.tag("docker.io/library/x:latest").unwrap().as_deref(),
+            Some("sha256:img1")
+        );
+        let moved = m
+            .insert_image(
+                "sha256:img2",
+                None,
+                std::slice::from_ref(&a),
+                &["docker.io/library/x:latest".into()],
+            )
+            .unwrap();
         assert_eq!(moved, vec!["sha256:img1".to_string()]);
         assert!(m.tags_of("sha256:img1").unwrap().is_empty());
         assert!(m.repair().unwrap().is_empty());
-        assert_eq!(m.image("sha256:img2").unwrap().unwrap().chain_ids, vec![a.clone()]);
-        assert!(!m.image("sha256:img2").unwrap().unwrap().last_tag_time.is_empty());
+        assert_eq!(
+            m.image("sha256:img2").unwrap().unwrap().chain_ids,
+            vec![a.clone()]
+        );
+        assert!(!m
+            .image("sha256:img2")
+            .unwrap()
+            .unwrap()
+            .last_tag_time
+            .is_empty());
         assert_eq!(m.image_ids_with_prefix("sha256:img").unwrap().len(), 2);
         m.delete_image("sha256:img2").unwrap();
         assert_eq!(m.tag("docker.io/library/x:latest").unwrap(), None);
@@ -635,10 +737,24 @@ mod tests {
             record: "{}".into(),
         };
         m.insert_container(&row).unwrap();
-        let dup = ContainerRow { id: "2".into(), ..row.clone() };
-        assert!(matches!(m.insert_container(&dup), Err(StoreError::Conflict(_))));
-        m.insert_container(&ContainerRow { id: "2".into(), name: "db".into(), ..row.clone() }).unwrap();
-        assert!(matches!(m.rename_container("2", "web", "{}"), Err(StoreError::Conflict(_))));
+        let dup = ContainerRow {
+            id: "2".into(),
+            ..row.clone()
+        };
+        assert!(matches!(
+            m.insert_container(&dup),
+            Err(StoreError::Conflict(_))
+        ));
+        m.insert_container(&ContainerRow {
+            id: "2".into(),
+            name: "db".into(),
+            ..row.clone()
+        })
+        .unwrap();
+        assert!(matches!(
+            m.rename_container("2", "web", "{}"),
+            Err(StoreError::Conflict(_))
+        ));
         m.rename_container("2", "db2", "{}").unwrap();
         // The container keeps its top layer alive.
         assert!(m.live_chain_ids().unwrap().contains(&chain("c")));
@@ -649,6 +765,9 @@ mod tests {
     #[test]
     fn rfc3339() {
         assert_eq!(chrono_like_rfc3339(0), "1970-01-01T00:00:00.000000000Z");
-        assert_eq!(chrono_like_rfc3339(1_700_000_000_123_456_789), "2023-11-14T22:13:20.123456789Z");
+        assert_eq!(
+            chrono_like_rfc3339(1_700_000_000_123_456_789),
+            "2023-11-14T22:13:20.123456789Z"
+        );
     }
 }

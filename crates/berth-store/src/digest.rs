@@ -24,8 +24,14 @@ impl Digest {
 
     /// Validates a digest string.
     pub fn parse(s: &str) -> Result<Digest, StoreError> {
-        let hex = s.strip_prefix("sha256:").ok_or_else(|| StoreError::InvalidDigest(s.into()))?;
-        if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+        let hex = s
+            .strip_prefix("sha256:")
+            .ok_or_else(|| StoreError::InvalidDigest(s.into()))?;
+        if hex.len() != 64
+            || !hex
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        {
             return Err(StoreError::InvalidDigest(s.into()));
         }
         Ok(Digest(s.to_string()))
@@ -67,11 +73,20 @@ mod tests {
     #[test]
     fn parse_and_hash() {
         let d = Digest::of(b"");
-        assert_eq!(d.as_str(), "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+        assert_eq!(
+            d.as_str(),
+            "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+        );
         assert_eq!(d.short(), "e3b0c44298fc");
         assert_eq!(Digest::parse(d.as_str()).unwrap(), d);
         assert!(Digest::parse("sha256:abc").is_err());
-        assert!(Digest::parse("md5:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855").is_err());
-        assert!(Digest::parse("sha256:E3B0C44298FC1C149AFBF4C8996FB92427AE41E4649B934CA495991B7852B855").is_err());
+        assert!(Digest::parse(
+            "md5:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+        )
+        .is_err());
+        assert!(Digest::parse(
+            "sha256:E3B0C44298FC1C149AFBF4C8996FB92427AE41E4649B934CA495991B7852B855"
+        )
+        .is_err());
     }
 }

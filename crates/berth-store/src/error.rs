@@ -41,7 +41,15 @@ pub enum StoreError {
 }
 
 impl StoreError {
-    pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> StoreError {
-        StoreError::Io { op, path: path.into(), source }
+    pub(crate) fn io(
+        op: &'static str,
+        path: impl Into<PathBuf>,
+        source: std::io::Error,
+    ) -> StoreError {
+        StoreError::Io {
+            op,
+            path: path.into(),
+            source,
+        }
     }
 }

@@ -6,7 +6,7 @@ fn main() {
     let code = match args.get(1).and_then(|a| a.to_str()) {
         Some("daemon") => berth_daemon::main(args.split_off(2)),
         Some("shim") => berth_runtime::shim::main(&args[2..]),
-        _ => { eprintln!("cli pending"); let _ = args; 1 }
+        _ => berth_cli::main(args),
     };
     std::process::exit(code);
 }

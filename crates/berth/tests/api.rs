@@ -28,7 +28,10 @@ fn ping_and_version_prefixes() {
     );
     let new = d.request("GET", "/v1.46/info", None).unwrap();
     assert_eq!(new.status, 400);
-    assert_eq!(new.json()["message"], "client version 1.46 is too new. Maximum supported API version is 1.45");
+    assert_eq!(
+        new.json()["message"],
+        "client version 1.46 is too new. Maximum supported API version is 1.45"
+    );
     let info = d.request("GET", "/info", None).unwrap();
     assert_eq!(info.status, 200);
     assert_eq!(info.json()["Swarm"]["LocalNodeState"], "inactive");
@@ -42,32 +45,77 @@ fn error_statuses() {
     let d = Daemon::start();
     d.busybox();
     let r = d.request("GET", "/containers/nope/json", None).unwrap();
-    assert_eq!((r.status, r.json()["message"].as_str().unwrap()), (404, "No such container: nope"));
+    assert_eq!(
+        (r.status, r.json()["message"].as_str().unwrap()),
+        (404, "No such container: nope")
+    );
     let r = d.request("GET", "/images/nope/json", None).unwrap();
-    assert_eq!((r.status, r.json()["message"].as_str().unwrap()), (404, "No such image: nope:latest"));
-    let r = d.request("POST", "/containers/create", Some(br#"{"Image":"nope"}"#)).unwrap();
-    assert_eq!((r.status, r.json()["message"].as_str().unwrap()), (404, "No such image: nope:latest"));
-    let r = d.request("POST", "/containers/create", Some(br#"{"Image":"Bad:Ref"}"#)).unwrap();
+    assert_eq!(
+        (r.status, r.json()["message"].as_str().unwrap()),
+        (404, "No such image: nope:latest")
+    );
+    let r = d
+        .request("POST", "/containers/create", Some(br#"{"Image":"nope"}"#))
+        .unwrap();
+    assert_eq!(
+        (r.status, r.json()["message"].as_str().unwrap()),
+        (404, "No such image: nope:latest")
+    );
+    let r = d
+        .request(
+            "POST",
+            "/containers/create",
+            Some(br#"{"Image":"Bad:Ref"}"#),
+        )
+        .unwrap();
     assert_eq!(r.status, 400, "{}", r.body_string());
-    assert!(r.json()["message"].as_str().unwrap().contains("invalid reference format"));
-    let r = d.request("POST", "/containers/create?name=x%20y", Some(br#"{"Image":"busybox"}"#)).unwrap();
+    assert!(r.json()["message"]
+        .as_str()
+        .unwrap()
+        .contains("invalid reference format"));
+    let r = d
+        .request(
+            "POST",
+            "/containers/create?name=x%20y",
+            Some(br#"{"Image":"busybox"}"#),
+        )
+        .unwrap();
     assert_eq!(r.status, 400);
-    let r = d.request("POST", "/containers/create", Some(b"{not json")).unwrap();
+    let r = d
+        .request("POST", "/containers/create", Some(b"{not json"))
+        .unwrap();
     assert_eq!(r.status, 400);
-    let r = d.request("POST", "/containers/create?name=one", Some(br#"{"Image":"busybox","Cmd":["true"]}"#)).unwrap();
+    let r = d
+        .request(
+            "POST",
+            "/containers/create?name=one",
+            Some(br#"{"Image":"busybox","Cmd":["true"]}"#),
+        )
+        .unwrap();
     assert_eq!(r.status, 201);
     let id = r.json()["Id"].as_str().unwrap().to_string();
-    let r = d.request("POST", "/containers/create?name=one", Some(br#"{"Image":"busybox"}"#)).unwrap();
+    let r = d
+        .request(
+            "POST",
+            "/containers/create?name=one",
+            Some(br#"{"Image":"busybox"}"#),
+        )
+        .unwrap();
     assert_eq!(r.status, 409);
     assert!(r.json()["message"].as_str().unwrap().contains(&id));
     let r = d.request("POST", "/containers/one/kill", None).unwrap();
     assert_eq!(r.status, 409, "{}", r.body_string());
     let r = d.request("POST", "/containers/nope/kill", None).unwrap();
-    assert_eq!(r.json()["message"], "Cannot kill container: nope: No such container: nope");
+    assert_eq!(
+        r.json()["message"],
+        "Cannot kill container: nope: No such container: nope"
+    );
     let r = d.request("POST", "/containers/one/stop", None).unwrap();
     assert_eq!(r.status, 304);
     // Short ID prefix lookup.
-    let r = d.request("GET", &format!("/containers/{}/json", &id[..12]), None).unwrap();
+    let r = d
+        .request("GET", &format!("/containers/{}/json", &id[..12]), None)
+        .unwrap();
     assert_eq!(r.json()["Name"], "/one");
 }
 
@@ -75,13 +123,29 @@ fn error_statuses() {
 fn unescaped_image_names_in_paths() {
     let d = Daemon::start();
     d.busybox();
-    let r = d.request("POST", "/v1.41/images/busybox/tag?repo=127.0.0.1%3A5000%2Fflow-b&tag=latest", None).unwrap();
+    let r = d
+        .request(
+            "POST",
+            "/v1.41/images/busybox/tag?repo=127.0.0.1%3A5000%2Fflow-b&tag=latest",
+            None,
+        )
+        .unwrap();
     assert_eq!(r.status, 201, "{}", r.body_string());
-    let r = d.request("GET", "/v1.41/images/127.0.0.1:5000/flow-b/json", None).unwrap();
+    let r = d
+        .request("GET", "/v1.41/images/127.0.0.1:5000/flow-b/json", None)
+        .unwrap();
     assert_eq!(r.status, 200);
     let tags = r.json()["RepoTags"].clone();
-    assert!(tags.as_array().unwrap().iter().any(|t| t == "127.0.0.1:5000/flow-b:latest"), "{tags}");
-    let r = d.request("DELETE", "/v1.41/images/127.0.0.1:5000/flow-b", None).unwrap();
+    assert!(
+        tags.as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t == "127.0.0.1:5000/flow-b:latest"),
+        "{tags}"
+    );
+    let r = d
+        .request("DELETE", "/v1.41/images/127.0.0.1:5000/flow-b", None)
+        .unwrap();
     assert_eq!(r.status, 200);
     assert_eq!(r.json()[0]["Untagged"], "127.0.0.1:5000/flow-b:latest");
 }
@@ -90,18 +154,45 @@ fn unescaped_image_names_in_paths() {
 fn running_container_survives_daemon_kill9() {
     let mut d = Daemon::start();
     d.busybox();
-    let id = d.docker(&["run", "-d", "busybox", "sh", "-c", "echo before; sleep 2; echo after; exit 5"]).ok().trim().to_string();
+    let id = d
+        .docker(&[
+            "run",
+            "-d",
+            "busybox",
+            "sh",
+            "-c",
+            "echo before; sleep 2; echo after; exit 5",
+        ])
+        .ok()
+        .trim()
+        .to_string();
     std::thread::sleep(std::time::Duration::from_millis(300));
     d.restart();
     // The same process, still running, reconnected.
-    assert_eq!(d.docker(&["inspect", "-f", "{{.State.Status}}", &id]).ok(), "running\n");
+    assert_eq!(
+        d.docker(&["inspect", "-f", "{{.State.Status}}", &id]).ok(),
+        "running\n"
+    );
     assert_eq!(d.docker(&["wait", &id]).ok(), "5\n");
     let logs = d.docker(&["logs", &id]).ok().to_string();
     assert_eq!(logs, "before\nafter\n");
     // An exit while the daemon is down is found at the next start.
-    let id2 = d.docker(&["run", "-d", "busybox", "sh", "-c", "sleep 0.5; exit 9"]).ok().trim().to_string();
+    let id2 = d
+        .docker(&["run", "-d", "busybox", "sh", "-c", "sleep 0.5; exit 9"])
+        .ok()
+        .trim()
+        .to_string();
     d.kill9();
     std::thread::sleep(std::time::Duration::from_millis(1500));
     d.restart();
-    assert_eq!(d.docker(&["inspect", "-f", "{{.State.Status}} {{.State.ExitCode}}", &id2]).ok(), "exited 9\n");
+    assert_eq!(
+        d.docker(&[
+            "inspect",
+            "-f",
+            "{{.State.Status}} {{.State.ExitCode}}",
+            &id2
+        ])
+        .ok(),
+        "exited 9\n"
+    );
 }

@@ -11,12 +11,23 @@ fn run_echo_and_exit_codes() {
     d.busybox();
     let r = d.docker(&["run", "--rm", "busybox", "echo", "hi"]);
     assert_eq!(r.ok(), "hi\n");
-    let r = d.docker(&["run", "--rm", "busybox", "sh", "-c", "echo out; echo err >&2; exit 3"]);
+    let r = d.docker(&[
+        "run",
+        "--rm",
+        "busybox",
+        "sh",
+        "-c",
+        "echo out; echo err >&2; exit 3",
+    ]);
     assert_eq!(r.code, 3);
     assert_eq!(r.stdout, "out\n");
     assert_eq!(r.stderr, "err\n");
     let e = d.docker(&["run", "--rm", "busybox", "nosuchcmd"]);
-    assert!(e.fails(127).contains("executable file not found"), "{}", e.stderr);
+    assert!(
+        e.fails(127).contains("executable file not found"),
+        "{}",
+        e.stderr
+    );
     let e = d.docker(&["run", "--rm", "busybox", "/etc/passwd"]);
     assert!(e.fails(126).contains("permission denied"), "{}", e.stderr);
     // --rm containers are gone afterwards.
@@ -27,35 +38,85 @@ fn run_echo_and_exit_codes() {
 fn detached_ps_inspect_stop_rm() {
     let d = Daemon::start();
     d.busybox();
-    let id = d.docker(&["run", "-d", "--name", "web", "busybox", "sleep", "300"]).ok().trim().to_string();
+    let id = d
+        .docker(&["run", "-d", "--name", "web", "busybox", "sleep", "300"])
+        .ok()
+        .trim()
+        .to_string();
     assert_eq!(id.len(), 64);
     let ps = d.docker(&["ps"]).ok().to_string();
-    assert!(ps.contains("web") && ps.contains(&id[..12]) && ps.contains("Up "), "{ps}");
-    let state = d.docker(&["inspect", "-f", "{{.State.Status}} {{.Name}} {{.Config.Image}}", "web"]);
+    assert!(
+        ps.contains("web") && ps.contains(&id[..12]) && ps.contains("Up "),
+        "{ps}"
+    );
+    let state = d.docker(&[
+        "inspect",
+        "-f",
+        "{{.State.Status}} {{.Name}} {{.Config.Image}}",
+        "web",
+    ]);
     assert_eq!(state.ok(), "running /web busybox\n");
     let conflict = d.docker(&["run", "--name", "web", "busybox", "true"]);
-    assert!(conflict.fails(125).contains("is already in use by container"), "{}", conflict.stderr);
+    assert!(
+        conflict
+            .fails(125)
+            .contains("is already in use by container"),
+        "{}",
+        conflict.stderr
+    );
     let rm = d.docker(&["rm", "web"]);
-    assert!(rm.fails(1).contains("You cannot remove a running container"), "{}", rm.stderr);
+    assert!(
+        rm.fails(1)
+            .contains("You cannot remove a running container"),
+        "{}",
+        rm.stderr
+    );
     d.docker(&["stop", "-t", "1", "web"]).ok();
-    let state = d.docker(&["inspect", "-f", "{{.State.Status}} {{.State.ExitCode}}", "web"]);
+    let state = d.docker(&[
+        "inspect",
+        "-f",
+        "{{.State.Status}} {{.State.ExitCode}}",
+        "web",
+    ]);
     // PID 1 without a TERM handler ignores SIGTERM: killed after -t, as with Docker.
     assert_eq!(state.ok(), "exited 137\n");
     assert!(d.docker(&["ps", "-a"]).ok().contains("Exited (137)"));
     assert_eq!(d.docker(&["rm", "web"]).ok(), "web\n");
     let gone = d.docker(&["rm", "web"]);
-    assert!(gone.fails(1).contains("No such container: web"), "{}", gone.stderr);
+    assert!(
+        gone.fails(1).contains("No such container: web"),
+        "{}",
+        gone.stderr
+    );
 }
 
 #[test]
 fn stop_with_a_term_handler_is_quick() {
     let d = Daemon::start();
     d.busybox();
-    d.docker(&["run", "-d", "--name", "trapper", "busybox", "sh", "-c", "trap 'exit 7' TERM; while true; do sleep 0.1; done"]).ok();
+    d.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "trapper",
+        "busybox",
+        "sh",
+        "-c",
+        "trap 'exit 7' TERM; while true; do sleep 0.1; done",
+    ])
+    .ok();
     let t0 = std::time::Instant::now();
     d.docker(&["stop", "trapper"]).ok();
-    assert!(t0.elapsed() < std::time::Duration::from_secs(5), "stop took {:?}", t0.elapsed());
-    assert_eq!(d.docker(&["inspect", "-f", "{{.State.ExitCode}}", "trapper"]).ok(), "7\n");
+    assert!(
+        t0.elapsed() < std::time::Duration::from_secs(5),
+        "stop took {:?}",
+        t0.elapsed()
+    );
+    assert_eq!(
+        d.docker(&["inspect", "-f", "{{.State.ExitCode}}", "trapper"])
+            .ok(),
+        "7\n"
+    );
     assert_eq!(d.docker(&["wait", "trapper"]).ok(), "7\n");
 }
 
@@ -63,20 +124,43 @@ fn stop_with_a_term_handler_is_quick() {
 fn images_tag_rmi() {
     let d = Daemon::start();
     d.busybox();
-    d.docker(&["tag", "busybox", "example.com:5000/team/app:v1"]).ok();
+    d.docker(&["tag", "busybox", "example.com:5000/team/app:v1"])
+        .ok();
     let images = d.docker(&["images"]).ok().to_string();
-    assert!(images.contains("busybox") && images.contains("example.com:5000/team/app"), "{images}");
-    assert!(images.lines().any(|l| l.contains("example.com:5000/team/app") && l.contains("v1")), "{images}");
-    assert_eq!(d.docker(&["rmi", "example.com:5000/team/app:v1"]).ok(), "Untagged: example.com:5000/team/app:v1\n");
+    assert!(
+        images.contains("busybox") && images.contains("example.com:5000/team/app"),
+        "{images}"
+    );
+    assert!(
+        images
+            .lines()
+            .any(|l| l.contains("example.com:5000/team/app") && l.contains("v1")),
+        "{images}"
+    );
+    assert_eq!(
+        d.docker(&["rmi", "example.com:5000/team/app:v1"]).ok(),
+        "Untagged: example.com:5000/team/app:v1\n"
+    );
     let e = d.docker(&["rmi", "nosuch"]);
-    assert!(e.fails(1).contains("No such image: nosuch:latest"), "{}", e.stderr);
+    assert!(
+        e.fails(1).contains("No such image: nosuch:latest"),
+        "{}",
+        e.stderr
+    );
     // An image a container uses is refused without -f.
     d.docker(&["create", "--name", "c1", "busybox"]).ok();
     let e = d.docker(&["rmi", "busybox"]);
-    assert!(e.fails(1).contains("container") && e.stderr.contains("is using its referenced image"), "{}", e.stderr);
+    assert!(
+        e.fails(1).contains("container") && e.stderr.contains("is using its referenced image"),
+        "{}",
+        e.stderr
+    );
     d.docker(&["rm", "c1"]).ok();
     let out = d.docker(&["rmi", "busybox"]).ok().to_string();
-    assert!(out.starts_with("Untagged: busybox:latest\nDeleted: sha256:"), "{out}");
+    assert!(
+        out.starts_with("Untagged: busybox:latest\nDeleted: sha256:"),
+        "{out}"
+    );
     assert_eq!(d.docker(&["images", "-q"]).ok(), "");
 }
 
@@ -85,6 +169,55 @@ fn version_and_info() {
     let d = Daemon::start();
     let v = d.docker(&["version", "--format", "{{.Server.APIVersion}}"]);
     assert_eq!(v.ok(), "1.45\n");
-    let info = d.docker(&["info", "--format", "{{.Driver}} {{.CgroupDriver}} {{.DockerRootDir}}"]);
-    assert_eq!(info.ok().trim(), format!("overlay2 cgroupfs {}", d.data_root().display()));
+    let info = d.docker(&[
+        "info",
+        "--format",
+        "{{.Driver}} {{.CgroupDriver}} {{.DockerRootDir}}",
+    ]);
+    assert_eq!(
+        info.ok().trim(),
+        format!("overlay2 cgroupfs {}", d.data_root().display())
+    );
+}
+
+#[test]
+fn docker_20_10_client() {
+    let d = Daemon::start();
+    d.busybox();
+    assert_eq!(
+        d.docker20(&[
+            "version",
+            "--format",
+            "{{.Client.APIVersion}} {{.Server.APIVersion}}"
+        ])
+        .ok(),
+        "1.41 1.45\n"
+    );
+    assert_eq!(
+        d.docker20(&["run", "--rm", "busybox", "echo", "hi"]).ok(),
+        "hi\n"
+    );
+    let r = d.docker20(&["run", "--rm", "busybox", "sh", "-c", "echo e >&2; exit 5"]);
+    assert_eq!((r.code, r.stderr.as_str()), (5, "e\n"));
+    let e = d.docker20(&["run", "--rm", "busybox", "nosuch"]);
+    assert_eq!(e.code, 127, "{}", e.stderr);
+    d.docker20(&["run", "-d", "--name", "old", "busybox", "sleep", "30"])
+        .ok();
+    assert!(d.docker20(&["ps"]).ok().contains("old"));
+    assert_eq!(
+        d.docker20(&["inspect", "-f", "{{.State.Running}}", "old"])
+            .ok(),
+        "true\n"
+    );
+    assert_eq!(d.docker20(&["rm", "-f", "old"]).ok(), "old\n");
+    d.docker20(&["tag", "busybox", "bb:old"]).ok();
+    assert!(d.docker20(&["images"]).ok().contains("bb"));
+    let tar = d.dir.path().join("old.tar");
+    d.docker20(&["save", "-o", tar.to_str().unwrap(), "bb:old"])
+        .ok();
+    assert_eq!(d.docker20(&["rmi", "bb:old"]).ok(), "Untagged: bb:old\n");
+    assert_eq!(
+        d.docker20(&["load", "-i", tar.to_str().unwrap()]).ok(),
+        "Loaded image: bb:old\n"
+    );
 }

@@ -8,8 +8,14 @@ use common::Daemon;
 /// What the store holds on disk: layer dirs (besides "empty") and blobs.
 fn store_contents(d: &Daemon) -> (usize, usize) {
     let root = d.data_root();
-    let layers = std::fs::read_dir(root.join("layers")).unwrap().flatten().filter(|e| e.file_name() != "empty").count();
-    let blobs = std::fs::read_dir(root.join("blobs/sha256")).unwrap().count();
+    let layers = std::fs::read_dir(root.join("layers"))
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name() != "empty")
+        .count();
+    let blobs = std::fs::read_dir(root.join("blobs/sha256"))
+        .unwrap()
+        .count();
     (layers, blobs)
 }
 
@@ -46,19 +52,30 @@ fn import_with_changes_and_message() {
     let r = d.request("POST", q, Some(&tar)).unwrap();
     assert_eq!(r.status, 200, "{}", r.body_string());
     assert!(r.body_string().contains("\"status\":\"sha256:"));
-    let img = d.request("GET", "/images/local/tool:v2/json", None).unwrap().json();
+    let img = d
+        .request("GET", "/images/local/tool:v2/json", None)
+        .unwrap()
+        .json();
     assert_eq!(img["Comment"], "hand made");
     assert_eq!(img["Config"]["WorkingDir"], "/srv");
     assert_eq!(img["Config"]["User"], "nobody");
     assert_eq!(img["Config"]["Labels"]["team"], "core");
     assert!(img["Config"]["ExposedPorts"]["8080/tcp"].is_object());
     assert_eq!(img["RootFS"]["Layers"].as_array().unwrap().len(), 1);
-    assert_eq!(d.docker(&["run", "--rm", "local/tool:v2"]).ok(), "hello /srv\n");
-    let hist = d.docker(&["history", "--format", "{{.Comment}}", "local/tool:v2"]).ok().to_string();
+    assert_eq!(
+        d.docker(&["run", "--rm", "local/tool:v2"]).ok(),
+        "hello /srv\n"
+    );
+    let hist = d
+        .docker(&["history", "--format", "{{.Comment}}", "local/tool:v2"])
+        .ok()
+        .to_string();
     assert_eq!(hist, "hand made\n");
     // Same content again: same layer, no second copy.
     let before = store_contents(&d);
-    let r = d.request("POST", "/images/create?fromSrc=-&repo=again", Some(&tar)).unwrap();
+    let r = d
+        .request("POST", "/images/create?fromSrc=-&repo=again", Some(&tar))
+        .unwrap();
     assert_eq!(r.status, 200);
     assert_eq!(store_contents(&d).0, before.0);
 }
@@ -68,27 +85,56 @@ fn bad_imports_leave_nothing() {
     let d = Daemon::start();
     let empty = store_contents(&d);
     let cases: Vec<(&str, Vec<u8>, &str)> = vec![
-        ("not a tar", b"this is not a tarball at all, just some text that is long enough".repeat(20), "tar"),
+        (
+            "not a tar",
+            b"this is not a tarball at all, just some text that is long enough".repeat(20),
+            "tar",
+        ),
         ("traversal", tar_with_raw_name("../escape"), "escapes"),
         ("absolute", tar_with_raw_name("/etc/evil"), "absolute"),
-        ("truncated", {
-            let mut t = std::fs::read(common::fixtures().join("busybox-rootfs.tar")).unwrap();
-            t.truncate(t.len() / 2);
-            t
-        }, ""),
+        (
+            "truncated",
+            {
+                let mut t = std::fs::read(common::fixtures().join("busybox-rootfs.tar")).unwrap();
+                t.truncate(t.len() / 2);
+                t
+            },
+            "",
+        ),
     ];
     for (what, body, needle) in cases {
-        let r = d.request("POST", "/images/create?fromSrc=-&repo=bad", Some(&body)).unwrap();
+        let r = d
+            .request("POST", "/images/create?fromSrc=-&repo=bad", Some(&body))
+            .unwrap();
         assert_eq!(r.status, 400, "{what}: {}", r.body_string());
         let msg = r.json()["message"].as_str().unwrap().to_lowercase();
         assert!(msg.contains(needle), "{what}: {msg}");
         assert_eq!(store_contents(&d), empty, "{what} left files behind");
-        assert_eq!(d.request("GET", "/images/json", None).unwrap().json(), serde_json::json!([]), "{what}");
+        assert_eq!(
+            d.request("GET", "/images/json", None).unwrap().json(),
+            serde_json::json!([]),
+            "{what}"
+        );
     }
     assert!(!std::path::Path::new("/escape").exists());
-    let r = d.request("POST", "/images/create?fromSrc=-&repo=x&changes=ADD%20.%20%2F", Some(b"")).unwrap();
-    assert_eq!((r.status, r.json()["message"].as_str().unwrap()), (400, "ADD is not a valid change command"));
-    let r = d.request("POST", "/images/create?fromSrc=-&repo=Bad%20Name", Some(b"")).unwrap();
+    let r = d
+        .request(
+            "POST",
+            "/images/create?fromSrc=-&repo=x&changes=ADD%20.%20%2F",
+            Some(b""),
+        )
+        .unwrap();
+    assert_eq!(
+        (r.status, r.json()["message"].as_str().unwrap()),
+        (400, "ADD is not a valid change command")
+    );
+    let r = d
+        .request(
+            "POST",
+            "/images/create?fromSrc=-&repo=Bad%20Name",
+            Some(b""),
+        )
+        .unwrap();
     assert_eq!(r.status, 400);
 }
 
@@ -111,5 +157,94 @@ fn store_repairs_what_a_crash_left() {
     assert!(!root.join("blobs/ingest/partial").exists());
     assert_eq!(std::fs::read_dir(root.join("tmp")).unwrap().count(), 0);
     // And it still works.
-    assert_eq!(d.docker(&["run", "--rm", "busybox", "echo", "ok"]).ok(), "ok\n");
+    assert_eq!(
+        d.docker(&["run", "--rm", "busybox", "echo", "ok"]).ok(),
+        "ok\n"
+    );
+}
+
+fn sql(d: &Daemon, q: &str) -> String {
+    let out = std::process::Command::new("sqlite3")
+        .arg(d.data_root().join("berth.db"))
+        .arg(q)
+        .output()
+        .expect("sqlite3");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+#[test]
+fn kill9_during_load_is_repaired() {
+    use std::io::Write;
+    let mut d = Daemon::start();
+    let big = std::fs::read(common::fixtures().join("big-image.tar")).unwrap();
+    // None: killed while the body is half sent; Some(ms): killed that long
+    // after the whole body was sent (during unpacking or after it).
+    for kill_after in [None, Some(0), Some(40), Some(150), Some(600)] {
+        let mut s = std::os::unix::net::UnixStream::connect(&d.socket).unwrap();
+        let head = format!(
+            "POST /v1.41/images/load?quiet=1 HTTP/1.1\r\nHost: docker\r\nContent-Type: application/x-tar\r\nContent-Length: {}\r\n\r\n",
+            big.len()
+        );
+        s.write_all(head.as_bytes()).unwrap();
+        match kill_after {
+            None => {
+                s.write_all(&big[..big.len() / 2]).unwrap();
+                std::thread::sleep(std::time::Duration::from_millis(200));
+            }
+            Some(ms) => {
+                let body = big.clone();
+                let mut s2 = s.try_clone().unwrap();
+                let writer = std::thread::spawn(move || {
+                    let _ = s2.write_all(&body);
+                });
+                let _ = writer.join();
+                std::thread::sleep(std::time::Duration::from_millis(ms));
+            }
+        }
+        d.restart();
+        drop(s);
+        let (layer_dirs, blobs) = store_contents(&d);
+        let images = d.request("GET", "/images/json", None).unwrap().json();
+        let loaded = images.as_array().unwrap().len();
+        // All or nothing: 3 layers + 3 layer blobs + 1 config, or nothing.
+        if loaded == 1 {
+            assert_eq!((layer_dirs, blobs), (3, 4), "kill after {kill_after:?}");
+            assert_eq!(
+                d.docker(&["run", "--rm", "berth-fixture/big", "cat", "/data/small"])
+                    .ok(),
+                "small\n"
+            );
+            d.docker(&["rmi", "berth-fixture/big"]).ok();
+        } else {
+            assert_eq!(
+                (loaded, layer_dirs, blobs),
+                (0, 0, 0),
+                "kill after {kill_after:?}"
+            );
+        }
+        // No row without its files, no file without its row.
+        assert_eq!(
+            sql(&d, "select count(*) from layers"),
+            "0",
+            "kill after {kill_after:?}"
+        );
+        assert_eq!(sql(&d, "select count(*) from images"), "0");
+        assert_eq!(
+            std::fs::read_dir(d.data_root().join("tmp"))
+                .unwrap()
+                .count(),
+            0
+        );
+        assert_eq!(
+            std::fs::read_dir(d.data_root().join("blobs/ingest"))
+                .unwrap()
+                .count(),
+            0
+        );
+    }
 }

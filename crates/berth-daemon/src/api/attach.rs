@@ -32,14 +32,22 @@ struct Wanted {
 impl Wanted {
     /// The bytes to send for one chunk of output, if wanted.
     fn encode(&self, stream: u8, data: &[u8]) -> Option<Bytes> {
-        let want = if stream == 2 { self.stderr } else { self.stdout };
+        let want = if stream == 2 {
+            self.stderr
+        } else {
+            self.stdout
+        };
         if !want {
             return None;
         }
         Some(if self.tty {
             Bytes::copy_from_slice(data)
         } else {
-            let kind = if stream == 2 { StreamKind::Stderr } else { StreamKind::Stdout };
+            let kind = if stream == 2 {
+                StreamKind::Stderr
+            } else {
+                StreamKind::Stdout
+            };
             Bytes::from(frame(kind, data))
         })
     }
@@ -63,27 +71,37 @@ pub(super) async fn attach(
         let r = c.rec();
         (r.config.tty, r.config.open_stdin)
     };
-    let wanted = Wanted { stdout: q.flag("stdout"), stderr: q.flag("stderr"), tty };
+    let wanted = Wanted {
+        stdout: q.flag("stdout"),
+        stderr: q.flag("stderr"),
+        tty,
+    };
     let want_stdin = q.flag("stdin") && open_stdin;
     // Subscribe before answering, so no output between the answer and the
     // start of the copy is lost.
     let output = q.flag_or("stream", true).then(|| c.subscribe());
-    let ctype = if tty { "application/vnd.docker.raw-stream" } else { "application/vnd.docker.multiplexed-stream" };
+    let ctype = if tty {
+        "application/vnd.docker.raw-stream"
+    } else {
+        "application/vnd.docker.multiplexed-stream"
+    };
 
     if !is_upgrade(&req) {
         let body = match output {
-            Some(rx) => Body::from_stream(futures_util::stream::unfold(rx, move |mut rx| async move {
-                loop {
-                    match rx.recv().await? {
-                        AttachMsg::Output(s, data) => {
-                            if let Some(b) = wanted.encode(s, &data) {
-                                return Some((Ok::<_, std::io::Error>(b), rx));
+            Some(rx) => {
+                Body::from_stream(futures_util::stream::unfold(rx, move |mut rx| async move {
+                    loop {
+                        match rx.recv().await? {
+                            AttachMsg::Output(s, data) => {
+                                if let Some(b) = wanted.encode(s, &data) {
+                                    return Some((Ok::<_, std::io::Error>(b), rx));
+                                }
                             }
+                            AttachMsg::End => return None,
                         }
-                        AttachMsg::End => return None,
                     }
-                }
-            })),
+                }))
+            }
             None => Body::empty(),
         };
         return Ok((StatusCode::OK, [(header::CONTENT_TYPE, ctype)], body).into_response());
@@ -130,7 +148,10 @@ async fn serve_attached<IO>(
                         return;
                     }
                     Ok(n) => {
-                        if tx.send(StdinMsg::Data(Bytes::copy_from_slice(&buf[..n]))).is_err() {
+                        if tx
+                            .send(StdinMsg::Data(Bytes::copy_from_slice(&buf[..n])))
+                            .is_err()
+                        {
                             return;
                         }
                     }

@@ -20,13 +20,21 @@ fn no_content() -> Response {
     StatusCode::NO_CONTENT.into_response()
 }
 
-pub(super) async fn create(State(d): State<Arc<Daemon>>, q: Query, body: Bytes) -> Result<Response> {
+pub(super) async fn create(
+    State(d): State<Arc<Daemon>>,
+    q: Query,
+    body: Bytes,
+) -> Result<Response> {
     let body: ContainerCreateBody = if body.is_empty() {
         ContainerCreateBody::default()
     } else {
-        serde_json::from_slice(&body).map_err(|e| DaemonError::BadRequest(format!("invalid JSON: {e}")))?
+        serde_json::from_slice(&body)
+            .map_err(|e| DaemonError::BadRequest(format!("invalid JSON: {e}")))?
     };
-    let req = CreateRequest { name: q.get("name").map(str::to_string), body };
+    let req = CreateRequest {
+        name: q.get("name").map(str::to_string),
+        body,
+    };
     let d2 = d.clone();
     let (id, warnings) = tokio::task::spawn_blocking(move || d2.create(req))
         .await
@@ -34,8 +42,10 @@ pub(super) async fn create(State(d): State<Arc<Daemon>>, q: Query, body: Bytes) 
     Ok((StatusCode::CREATED, Json(CreateResponse { id, warnings })).into_response())
 }
 
-const LIST_FILTERS: &[&str] =
-    &["status", "name", "id", "label", "ancestor", "exited", "before", "since", "network", "volume", "health", "is-task", "publish", "expose"];
+const LIST_FILTERS: &[&str] = &[
+    "status", "name", "id", "label", "ancestor", "exited", "before", "since", "network", "volume",
+    "health", "is-task", "publish", "expose",
+];
 
 fn matches_label(labels: &std::collections::BTreeMap<String, String>, want: &str) -> bool {
     match want.split_once('=') {
@@ -44,17 +54,33 @@ fn matches_label(labels: &std::collections::BTreeMap<String, String>, want: &str
     }
 }
 
-pub(super) async fn list(State(d): State<Arc<Daemon>>, q: Query) -> Result<Json<Vec<ContainerSummary>>> {
+pub(super) async fn list(
+    State(d): State<Arc<Daemon>>,
+    q: Query,
+) -> Result<Json<Vec<ContainerSummary>>> {
     let filters = q.filters()?;
     if let Some(k) = filters.unknown_key(LIST_FILTERS) {
         return Err(DaemonError::BadRequest(format!("invalid filter '{k}'")));
     }
     for s in filters.get("status") {
-        if !["created", "restarting", "running", "removing", "paused", "exited", "dead"].contains(&s.as_str()) {
-            return Err(DaemonError::BadRequest(format!("invalid filter 'status={s}'")));
+        if ![
+            "created",
+            "restarting",
+            "running",
+            "removing",
+            "paused",
+            "exited",
+            "dead",
+        ]
+        .contains(&s.as_str())
+        {
+            return Err(DaemonError::BadRequest(format!(
+                "invalid filter 'status={s}'"
+            )));
         }
     }
-    let all = q.flag("all") || !filters.get("status").is_empty() || !filters.get("exited").is_empty();
+    let all =
+        q.flag("all") || !filters.get("status").is_empty() || !filters.get("exited").is_empty();
     let limit = q.int("limit")?.filter(|n| *n > 0);
     let mut out: Vec<ContainerSummary> = Vec::new();
     let mut containers = d.containers();
@@ -84,11 +110,17 @@ pub(super) async fn list(State(d): State<Arc<Daemon>>, q: Query) -> Result<Json<
         }
         let f_exited = filters.get("exited");
         let exited_with = |e: &String| e.parse::<i64>().ok() == Some(r.state.exit_code);
-        if !f_exited.is_empty() && (r.state.status != Status::Exited || !f_exited.iter().any(exited_with)) {
+        if !f_exited.is_empty()
+            && (r.state.status != Status::Exited || !f_exited.iter().any(exited_with))
+        {
             continue;
         }
         let f_name = filters.get("name");
-        if !f_name.is_empty() && !f_name.iter().any(|n| r.name.contains(n.trim_start_matches('/'))) {
+        if !f_name.is_empty()
+            && !f_name
+                .iter()
+                .any(|n| r.name.contains(n.trim_start_matches('/')))
+        {
             continue;
         }
         let f_id = filters.get("id");
@@ -96,7 +128,11 @@ pub(super) async fn list(State(d): State<Arc<Daemon>>, q: Query) -> Result<Json<
             continue;
         }
         let labels = r.config.labels.clone().unwrap_or_default();
-        if !filters.get("label").iter().all(|l| matches_label(&labels, l)) {
+        if !filters
+            .get("label")
+            .iter()
+            .all(|l| matches_label(&labels, l))
+        {
             continue;
         }
         if !filters.get("ancestor").is_empty() && !ancestors.contains(&r.image_id) {
@@ -110,46 +146,74 @@ pub(super) async fn list(State(d): State<Arc<Daemon>>, q: Query) -> Result<Json<
     Ok(Json(out))
 }
 
-pub(super) async fn inspect(State(d): State<Arc<Daemon>>, Path(id): Path<String>) -> Result<Response> {
+pub(super) async fn inspect(
+    State(d): State<Arc<Daemon>>,
+    Path(id): Path<String>,
+) -> Result<Response> {
     let c = d.container(&id)?;
     Ok(Json(d.inspect(&c)).into_response())
 }
 
-pub(super) async fn start(State(d): State<Arc<Daemon>>, Path(id): Path<String>) -> Result<Response> {
+pub(super) async fn start(
+    State(d): State<Arc<Daemon>>,
+    Path(id): Path<String>,
+) -> Result<Response> {
     let c = d.container(&id)?;
     d.start(&c).await?;
     Ok(no_content())
 }
 
-pub(super) async fn stop(State(d): State<Arc<Daemon>>, Path(id): Path<String>, q: Query) -> Result<Response> {
+pub(super) async fn stop(
+    State(d): State<Arc<Daemon>>,
+    Path(id): Path<String>,
+    q: Query,
+) -> Result<Response> {
     let c = d.container(&id)?;
     d.stop(&c, q.int("t")?, q.get("signal")).await?;
     Ok(no_content())
 }
 
-pub(super) async fn restart(State(d): State<Arc<Daemon>>, Path(id): Path<String>, q: Query) -> Result<Response> {
+pub(super) async fn restart(
+    State(d): State<Arc<Daemon>>,
+    Path(id): Path<String>,
+    q: Query,
+) -> Result<Response> {
     let c = d.container(&id)?;
     d.restart(&c, q.int("t")?, q.get("signal")).await?;
     Ok(no_content())
 }
 
-pub(super) async fn kill(State(d): State<Arc<Daemon>>, Path(id): Path<String>, q: Query) -> Result<Response> {
+pub(super) async fn kill(
+    State(d): State<Arc<Daemon>>,
+    Path(id): Path<String>,
+    q: Query,
+) -> Result<Response> {
     let c = d.container(&id).map_err(|e| match e {
-        DaemonError::NotFound(m) => DaemonError::NotFound(format!("Cannot kill container: {id}: {m}")),
+        DaemonError::NotFound(m) => {
+            DaemonError::NotFound(format!("Cannot kill container: {id}: {m}"))
+        }
         other => other,
     })?;
     d.kill(&c, q.get("signal")).await?;
     Ok(no_content())
 }
 
-pub(super) async fn wait(State(d): State<Arc<Daemon>>, Path(id): Path<String>, q: Query) -> Result<Response> {
+pub(super) async fn wait(
+    State(d): State<Arc<Daemon>>,
+    Path(id): Path<String>,
+    q: Query,
+) -> Result<Response> {
     let cond = WaitCondition::parse(q.get("condition"))?;
     let c = match d.container(&id) {
         Ok(c) => c,
         Err(e) => {
             // An --rm container can be gone before the CLI's wait arrives.
             if let Some(code) = d.tombstone(&id) {
-                return Ok(Json(WaitResponse { status_code: code, error: None }).into_response());
+                return Ok(Json(WaitResponse {
+                    status_code: code,
+                    error: None,
+                })
+                .into_response());
             }
             return Err(e);
         }
@@ -157,27 +221,48 @@ pub(super) async fn wait(State(d): State<Arc<Daemon>>, Path(id): Path<String>, q
     // Headers go out now; the body when the condition is met.
     let body = Body::from_stream(futures_util::stream::once(async move {
         let code = wait::wait(&c, cond).await;
-        let mut v = serde_json::to_vec(&WaitResponse { status_code: code, error: None }).unwrap_or_default();
+        let mut v = serde_json::to_vec(&WaitResponse {
+            status_code: code,
+            error: None,
+        })
+        .unwrap_or_default();
         v.push(b'\n');
         Ok::<_, std::io::Error>(Bytes::from(v))
     }));
-    Ok((StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], body).into_response())
+    Ok((
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/json")],
+        body,
+    )
+        .into_response())
 }
 
-pub(super) async fn remove(State(d): State<Arc<Daemon>>, Path(id): Path<String>, q: Query) -> Result<Response> {
+pub(super) async fn remove(
+    State(d): State<Arc<Daemon>>,
+    Path(id): Path<String>,
+    q: Query,
+) -> Result<Response> {
     let c = d.container(&id)?;
     d.remove(&c, q.flag("force")).await?;
     Ok(no_content())
 }
 
-pub(super) async fn rename(State(d): State<Arc<Daemon>>, Path(id): Path<String>, q: Query) -> Result<Response> {
+pub(super) async fn rename(
+    State(d): State<Arc<Daemon>>,
+    Path(id): Path<String>,
+    q: Query,
+) -> Result<Response> {
     let c = d.container(&id)?;
     let name = q.get("name").unwrap_or("");
     d.rename(&c, name)?;
     Ok(no_content())
 }
 
-pub(super) async fn resize(State(d): State<Arc<Daemon>>, Path(id): Path<String>, q: Query) -> Result<Response> {
+pub(super) async fn resize(
+    State(d): State<Arc<Daemon>>,
+    Path(id): Path<String>,
+    q: Query,
+) -> Result<Response> {
     let c = d.container(&id)?;
     let h = q.int("h")?.unwrap_or(0).clamp(0, u16::MAX as i64) as u16;
     let w = q.int("w")?.unwrap_or(0).clamp(0, u16::MAX as i64) as u16;
@@ -185,11 +270,20 @@ pub(super) async fn resize(State(d): State<Arc<Daemon>>, Path(id): Path<String>,
         .shim_client()
         .filter(|_| c.status().is_active())
         .ok_or_else(|| DaemonError::Conflict(format!("Container {} is not running", c.id)))?;
-    client.request(&berth_runtime::protocol::Request::Resize { height: h, width: w }).await?;
+    client
+        .request(&berth_runtime::protocol::Request::Resize {
+            height: h,
+            width: w,
+        })
+        .await?;
     Ok(StatusCode::OK.into_response())
 }
 
-pub(super) async fn logs(State(d): State<Arc<Daemon>>, Path(id): Path<String>, q: Query) -> Result<Response> {
+pub(super) async fn logs(
+    State(d): State<Arc<Daemon>>,
+    Path(id): Path<String>,
+    q: Query,
+) -> Result<Response> {
     let c = d.container(&id)?;
     let (tty, driver) = {
         let r = c.rec();
@@ -203,17 +297,27 @@ pub(super) async fn logs(State(d): State<Arc<Daemon>>, Path(id): Path<String>, q
     let filter = LogFilter {
         stdout: q.flag("stdout"),
         stderr: q.flag("stderr"),
-        since: q.get("since").and_then(logs::parse_time).filter(|s| *s > 0.0),
-        until: q.get("until").and_then(logs::parse_time).filter(|s| *s > 0.0),
+        since: q
+            .get("since")
+            .and_then(logs::parse_time)
+            .filter(|s| *s > 0.0),
+        until: q
+            .get("until")
+            .and_then(logs::parse_time)
+            .filter(|s| *s > 0.0),
     };
     if !filter.stdout && !filter.stderr {
-        return Err(DaemonError::BadRequest("Bad parameters: you must choose at least one stream".into()));
+        return Err(DaemonError::BadRequest(
+            "Bad parameters: you must choose at least one stream".into(),
+        ));
     }
     let tail = match q.get("tail") {
         None | Some("") | Some("all") => None,
-        Some(t) => Some(t.parse::<i64>().map(|n| n.max(0) as usize).map_err(|_| {
-            DaemonError::BadRequest(format!("invalid value for tail: {t}"))
-        })?),
+        Some(t) => Some(
+            t.parse::<i64>()
+                .map(|n| n.max(0) as usize)
+                .map_err(|_| DaemonError::BadRequest(format!("invalid value for tail: {t}")))?,
+        ),
     };
     let timestamps = q.flag("timestamps");
     let follow = q.flag("follow");
@@ -228,46 +332,67 @@ pub(super) async fn logs(State(d): State<Arc<Daemon>>, Path(id): Path<String>, q
         if tty {
             Bytes::from(data)
         } else {
-            let kind = if l.stream == 2 { StreamKind::Stderr } else { StreamKind::Stdout };
+            let kind = if l.stream == 2 {
+                StreamKind::Stderr
+            } else {
+                StreamKind::Stdout
+            };
             Bytes::from(frame(kind, &data))
         }
     };
     let mut reader = LogReader::new(&path);
-    let first: Vec<Bytes> = logs::tail(reader.read_new().into_iter().filter(|l| filter.accepts(l)).collect(), tail)
-        .iter()
-        .map(&encode)
-        .collect();
+    let first: Vec<Bytes> = logs::tail(
+        reader
+            .read_new()
+            .into_iter()
+            .filter(|l| filter.accepts(l))
+            .collect(),
+        tail,
+    )
+    .iter()
+    .map(&encode)
+    .collect();
     let initial = futures_util::stream::iter(first.into_iter().map(Ok::<_, std::io::Error>));
     let body = if follow {
         let until = filter.until;
-        let rest = futures_util::stream::unfold((reader, c, false), move |(mut reader, c, done)| {
-            let filter = filter.clone();
-            async move {
-                if done {
-                    return None;
-                }
-                loop {
-                    let running = c.status().is_active();
-                    let lines: Vec<Bytes> = reader.read_new().iter().filter(|l| filter.accepts(l)).map(&encode).collect();
-                    let past_until = until.is_some_and(|u| {
-                        std::time::SystemTime::now()
-                            .duration_since(std::time::UNIX_EPOCH)
-                            .map(|n| n.as_secs_f64() >= u)
-                            .unwrap_or(false)
-                    });
-                    let finished = !running || past_until;
-                    if !lines.is_empty() || finished {
-                        let chunk = Bytes::from(lines.concat());
-                        return Some((Ok::<_, std::io::Error>(chunk), (reader, c, finished)));
+        let rest =
+            futures_util::stream::unfold((reader, c, false), move |(mut reader, c, done)| {
+                let filter = filter.clone();
+                async move {
+                    if done {
+                        return None;
                     }
-                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    loop {
+                        let running = c.status().is_active();
+                        let lines: Vec<Bytes> = reader
+                            .read_new()
+                            .iter()
+                            .filter(|l| filter.accepts(l))
+                            .map(&encode)
+                            .collect();
+                        let past_until = until.is_some_and(|u| {
+                            std::time::SystemTime::now()
+                                .duration_since(std::time::UNIX_EPOCH)
+                                .map(|n| n.as_secs_f64() >= u)
+                                .unwrap_or(false)
+                        });
+                        let finished = !running || past_until;
+                        if !lines.is_empty() || finished {
+                            let chunk = Bytes::from(lines.concat());
+                            return Some((Ok::<_, std::io::Error>(chunk), (reader, c, finished)));
+                        }
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
                 }
-            }
-        });
+            });
         Body::from_stream(futures_util::StreamExt::chain(initial, rest))
     } else {
         Body::from_stream(initial)
     };
-    let ctype = if tty { "application/vnd.docker.raw-stream" } else { "application/vnd.docker.multiplexed-stream" };
+    let ctype = if tty {
+        "application/vnd.docker.raw-stream"
+    } else {
+        "application/vnd.docker.multiplexed-stream"
+    };
     Ok((StatusCode::OK, [(header::CONTENT_TYPE, ctype)], body).into_response())
 }

@@ -9,7 +9,9 @@ use axum::http::{header, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use berth_api::container::GraphDriver;
-use berth_api::image::{HistoryItem, ImageInspect, ImageMetadata, ImageSummary, JsonMessage, RootFs};
+use berth_api::image::{
+    HistoryItem, ImageInspect, ImageMetadata, ImageSummary, JsonMessage, RootFs,
+};
 use berth_api::reference::{is_full_id, validate_tag};
 use berth_api::Reference;
 use berth_image::{ImportOptions, ResolvedImage, SaveRequest};
@@ -47,7 +49,9 @@ impl Write for ChannelWriter {
 }
 
 fn receiver_body(rx: mpsc::Receiver<std::io::Result<Bytes>>) -> Body {
-    Body::from_stream(futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|x| (x, rx)) }))
+    Body::from_stream(futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|x| (x, rx))
+    }))
 }
 
 fn json_line(m: &JsonMessage) -> Bytes {
@@ -93,7 +97,10 @@ fn glob(pattern: &str, text: &str) -> bool {
     go(pattern.as_bytes(), text.as_bytes())
 }
 
-pub(super) async fn list(State(d): State<Arc<Daemon>>, q: Query) -> Result<Json<Vec<ImageSummary>>> {
+pub(super) async fn list(
+    State(d): State<Arc<Daemon>>,
+    q: Query,
+) -> Result<Json<Vec<ImageSummary>>> {
     let filters = q.filters()?;
     if let Some(k) = filters.unknown_key(IMAGE_FILTERS) {
         return Err(DaemonError::BadRequest(format!("invalid filter '{k}'")));
@@ -103,11 +110,24 @@ pub(super) async fn list(State(d): State<Arc<Daemon>>, q: Query) -> Result<Json<
         None => None,
         Some("true") | Some("1") => Some(true),
         Some("false") | Some("0") => Some(false),
-        Some(v) => return Err(DaemonError::BadRequest(format!("Invalid filter 'dangling=[{v}]'"))),
+        Some(v) => {
+            return Err(DaemonError::BadRequest(format!(
+                "Invalid filter 'dangling=[{v}]'"
+            )))
+        }
     };
-    let created_of = |name: &str| -> Result<i64> { Ok(d.images.resolve(name)?.config.created_unix()) };
-    let before = filters.get("before").first().map(|n| created_of(n)).transpose()?;
-    let since = filters.get("since").first().map(|n| created_of(n)).transpose()?;
+    let created_of =
+        |name: &str| -> Result<i64> { Ok(d.images.resolve(name)?.config.created_unix()) };
+    let before = filters
+        .get("before")
+        .first()
+        .map(|n| created_of(n))
+        .transpose()?;
+    let since = filters
+        .get("since")
+        .first()
+        .map(|n| created_of(n))
+        .transpose()?;
     let mut out = Vec::new();
     for img in d.images.list()? {
         let (tags, digests) = d.images.references(img.id())?;
@@ -124,7 +144,8 @@ pub(super) async fn list(State(d): State<Arc<Daemon>>, q: Query) -> Result<Json<
             let keep: Vec<String> = tags
                 .iter()
                 .filter(|t| {
-                    refs.iter().any(|p| glob(p, &t.familiar_name()) || glob(p, &t.familiar_string()))
+                    refs.iter()
+                        .any(|p| glob(p, &t.familiar_name()) || glob(p, &t.familiar_string()))
                 })
                 .map(|t| t.familiar_string())
                 .collect();
@@ -133,11 +154,19 @@ pub(super) async fn list(State(d): State<Arc<Daemon>>, q: Query) -> Result<Json<
             }
             s.repo_tags = Some(keep);
         }
-        let labels = img.config.config.as_ref().and_then(|c| c.labels.clone()).unwrap_or_default();
-        let label_ok = filters.get("label").iter().all(|l| match l.split_once('=') {
-            Some((k, v)) => labels.get(k).is_some_and(|x| x == v),
-            None => labels.contains_key(l.as_str()),
-        });
+        let labels = img
+            .config
+            .config
+            .as_ref()
+            .and_then(|c| c.labels.clone())
+            .unwrap_or_default();
+        let label_ok = filters
+            .get("label")
+            .iter()
+            .all(|l| match l.split_once('=') {
+                Some((k, v)) => labels.get(k).is_some_and(|x| x == v),
+                None => labels.contains_key(l.as_str()),
+            });
         if !label_ok {
             continue;
         }
@@ -160,16 +189,22 @@ pub(super) async fn create(State(d): State<Arc<Daemon>>, q: Query, body: Body) -
         let tag = match q.get("repo").filter(|r| !r.is_empty()) {
             None => None,
             Some(repo) => {
-                let r = Reference::parse_normalized(repo).map_err(|e| DaemonError::BadRequest(e.to_string()))?;
+                let r = Reference::parse_normalized(repo)
+                    .map_err(|e| DaemonError::BadRequest(e.to_string()))?;
                 Some(match q.get("tag").filter(|t| !t.is_empty()) {
-                    Some(t) => r.with_tag(t).map_err(|e| DaemonError::BadRequest(e.to_string()))?,
+                    Some(t) => r
+                        .with_tag(t)
+                        .map_err(|e| DaemonError::BadRequest(e.to_string()))?,
                     None => r,
                 })
             }
         };
         let opts = ImportOptions {
             changes: q.all("changes"),
-            message: q.get("message").filter(|m| !m.is_empty()).map(str::to_string),
+            message: q
+                .get("message")
+                .filter(|m| !m.is_empty())
+                .map(str::to_string),
             source: src.to_string(),
             tag,
         };
@@ -178,7 +213,11 @@ pub(super) async fn create(State(d): State<Arc<Daemon>>, q: Query, body: Body) -
         let id = tokio::task::spawn_blocking(move || images.import(reader, &opts))
             .await
             .map_err(blocking_err)??;
-        return Ok((StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], json_line(&JsonMessage::status(id)))
+        return Ok((
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "application/json")],
+            json_line(&JsonMessage::status(id)),
+        )
             .into_response());
     }
     if let Some(image) = q.get("fromImage") {
@@ -186,12 +225,16 @@ pub(super) async fn create(State(d): State<Arc<Daemon>>, q: Query, body: Body) -
             Some(t) if !image.contains('@') => format!("{image}:{t}"),
             _ => image.to_string(),
         };
-        let shown = Reference::parse_docker_ref(&name).map(|r| r.familiar_string()).unwrap_or(name);
+        let shown = Reference::parse_docker_ref(&name)
+            .map(|r| r.familiar_string())
+            .unwrap_or(name);
         return Err(DaemonError::NotFound(format!(
             "pull access denied for {shown}: this berth cannot pull from registries yet; use berth load or berth import"
         )));
     }
-    Err(DaemonError::BadRequest("either fromSrc or fromImage must be given".into()))
+    Err(DaemonError::BadRequest(
+        "either fromSrc or fromImage must be given".into(),
+    ))
 }
 
 /// `POST /images/load`: a tar in, progress lines out.
@@ -202,24 +245,31 @@ pub(super) async fn load(State(d): State<Arc<Daemon>>, _q: Query, body: Body) ->
     tokio::task::spawn_blocking(move || {
         let progress_tx = tx.clone();
         let mut progress = |line: String| {
-            let _ = progress_tx.blocking_send(Ok(json_line(&JsonMessage::stream(format!("{line}\n")))));
+            let _ =
+                progress_tx.blocking_send(Ok(json_line(&JsonMessage::stream(format!("{line}\n")))));
         };
         if let Err(e) = images.load(reader, &mut progress) {
             let _ = tx.blocking_send(Ok(json_line(&JsonMessage::error(e.to_string()))));
         }
     });
-    Ok((StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], receiver_body(rx)).into_response())
+    Ok((
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/json")],
+        receiver_body(rx),
+    )
+        .into_response())
 }
 
 /// Which images (and references) `save` of `names` means, as dockerd does:
 /// a bare repository name takes all its tags.
 fn save_requests(d: &Daemon, names: &[String]) -> Result<Vec<SaveRequest>> {
     let mut out: Vec<SaveRequest> = Vec::new();
-    let mut add = |id: String, r: Option<Reference>| {
-        match out.iter_mut().find(|s| s.id == id) {
-            Some(s) => s.refs.extend(r),
-            None => out.push(SaveRequest { id, refs: r.into_iter().collect() }),
-        }
+    let mut add = |id: String, r: Option<Reference>| match out.iter_mut().find(|s| s.id == id) {
+        Some(s) => s.refs.extend(r),
+        None => out.push(SaveRequest {
+            id,
+            refs: r.into_iter().collect(),
+        }),
     };
     for name in names {
         let bare = name.strip_prefix("sha256:").unwrap_or(name);
@@ -266,7 +316,12 @@ async fn save(d: Arc<Daemon>, names: Vec<String>) -> Result<Response> {
             let _ = tx.blocking_send(Err(std::io::Error::other(e.to_string())));
         }
     });
-    Ok((StatusCode::OK, [(header::CONTENT_TYPE, "application/x-tar")], receiver_body(rx)).into_response())
+    Ok((
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/x-tar")],
+        receiver_body(rx),
+    )
+        .into_response())
 }
 
 pub(super) async fn save_many(State(d): State<Arc<Daemon>>, q: Query) -> Result<Response> {
@@ -283,7 +338,10 @@ fn inspect_view(d: &Daemon, img: &ResolvedImage) -> Result<ImageInspect> {
         if !rest.is_empty() {
             data.insert(
                 "LowerDir".to_string(),
-                rest.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(":"),
+                rest.iter()
+                    .map(|p| p.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(":"),
             );
         }
     }
@@ -293,7 +351,12 @@ fn inspect_view(d: &Daemon, img: &ResolvedImage) -> Result<ImageInspect> {
         repo_tags: familiar(&tags),
         repo_digests: familiar(&digests),
         parent: img.row.parent.clone().unwrap_or_default(),
-        comment: c.extra.get("comment").and_then(|v| v.as_str()).unwrap_or_default().to_string(),
+        comment: c
+            .extra
+            .get("comment")
+            .and_then(|v| v.as_str())
+            .unwrap_or_default()
+            .to_string(),
         created: c.created.clone().unwrap_or_default(),
         container: c.container.clone().unwrap_or_default(),
         container_config: c.container_config.clone(),
@@ -305,9 +368,17 @@ fn inspect_view(d: &Daemon, img: &ResolvedImage) -> Result<ImageInspect> {
         os: c.os.clone(),
         size,
         virtual_size: size,
-        graph_driver: GraphDriver { name: "overlay2".into(), data: Some(data) },
-        root_fs: RootFs { kind: "layers".into(), layers: c.rootfs.diff_ids.clone() },
-        metadata: ImageMetadata { last_tag_time: img.row.last_tag_time.clone() },
+        graph_driver: GraphDriver {
+            name: "overlay2".into(),
+            data: Some(data),
+        },
+        root_fs: RootFs {
+            kind: "layers".into(),
+            layers: c.rootfs.diff_ids.clone(),
+        },
+        metadata: ImageMetadata {
+            last_tag_time: img.row.last_tag_time.clone(),
+        },
     })
 }
 
@@ -362,17 +433,23 @@ fn history(d: &Daemon, img: &ResolvedImage) -> Result<Vec<HistoryItem>> {
 fn tag(d: &Daemon, name: &str, q: &Query) -> Result<Response> {
     let img = d.images.resolve(name)?;
     let repo = q.get("repo").unwrap_or("");
-    let r = Reference::parse_normalized(repo).map_err(|e| DaemonError::BadRequest(e.to_string()))?;
+    let r =
+        Reference::parse_normalized(repo).map_err(|e| DaemonError::BadRequest(e.to_string()))?;
     if r.digest().is_some() {
-        return Err(DaemonError::BadRequest("refusing to create a tag with a digest reference".into()));
+        return Err(DaemonError::BadRequest(
+            "refusing to create a tag with a digest reference".into(),
+        ));
     }
     let r = match q.get("tag").filter(|t| !t.is_empty()) {
         Some(t) => {
             validate_tag(t).map_err(|e| DaemonError::BadRequest(e.to_string()))?;
-            r.with_tag(t).map_err(|e| DaemonError::BadRequest(e.to_string()))?
+            r.with_tag(t)
+                .map_err(|e| DaemonError::BadRequest(e.to_string()))?
         }
         None if r.tag().is_some() => r,
-        None => r.with_tag("latest").map_err(|e| DaemonError::BadRequest(e.to_string()))?,
+        None => r
+            .with_tag("latest")
+            .map_err(|e| DaemonError::BadRequest(e.to_string()))?,
     };
     d.images.tag(img.id(), &r)?;
     Ok(StatusCode::CREATED.into_response())
@@ -381,7 +458,12 @@ fn tag(d: &Daemon, name: &str, q: &Query) -> Result<Response> {
 /// `/images/{name}/json|history|tag|push|get` and `DELETE /images/{name}`:
 /// names arrive unescaped (`/images/127.0.0.1:5000/app/json`), so the verb
 /// is found at the end.
-pub(super) async fn dispatch(State(d): State<Arc<Daemon>>, Path(rest): Path<String>, q: Query, req: Request) -> Result<Response> {
+pub(super) async fn dispatch(
+    State(d): State<Arc<Daemon>>,
+    Path(rest): Path<String>,
+    q: Query,
+    req: Request,
+) -> Result<Response> {
     let method = req.method().clone();
     let split = rest.rsplit_once('/');
     match (&method, split) {
@@ -397,7 +479,9 @@ pub(super) async fn dispatch(State(d): State<Arc<Daemon>>, Path(rest): Path<Stri
         (&Method::POST, Some((name, "tag"))) => tag(&d, name, &q),
         (&Method::POST, Some((name, "push"))) => {
             let _ = name;
-            Err(DaemonError::NotImplemented("this berth cannot push to registries yet".into()))
+            Err(DaemonError::NotImplemented(
+                "this berth cannot push to registries yet".into(),
+            ))
         }
         (&Method::DELETE, _) => {
             let force = q.flag("force");

@@ -46,7 +46,10 @@ fn strip_version(mut req: Request) -> Request {
 
 /// Refuses unsupported versions and adds Docker's headers to every answer.
 async fn versions_and_headers(req: Request, next: Next) -> Response {
-    let requested = req.extensions().get::<RequestedVersion>().and_then(|v| v.0.clone());
+    let requested = req
+        .extensions()
+        .get::<RequestedVersion>()
+        .and_then(|v| v.0.clone());
     let mut resp = match requested.as_deref().map(check_version) {
         Some(Err(e)) => DaemonError::BadRequest(e.to_string()).into_response(),
         _ => next.run(req).await,
@@ -55,14 +58,22 @@ async fn versions_and_headers(req: Request, next: Next) -> Response {
     h.insert("Api-Version", HeaderValue::from_static(MAX_API_VERSION));
     h.insert("Docker-Experimental", HeaderValue::from_static("false"));
     h.insert("Ostype", HeaderValue::from_static("linux"));
-    if let Ok(v) = HeaderValue::from_str(&format!("berth/{} (linux)", berth_api::version::ENGINE_VERSION)) {
+    if let Ok(v) = HeaderValue::from_str(&format!(
+        "berth/{} (linux)",
+        berth_api::version::ENGINE_VERSION
+    )) {
         h.insert("Server", v);
     }
     resp
 }
 
 async fn not_found() -> Response {
-    (StatusCode::NOT_FOUND, axum::Json(berth_api::system::ErrorResponse { message: "page not found".into() }))
+    (
+        StatusCode::NOT_FOUND,
+        axum::Json(berth_api::system::ErrorResponse {
+            message: "page not found".into(),
+        }),
+    )
         .into_response()
 }
 
@@ -90,7 +101,10 @@ fn router(d: Arc<Daemon>) -> Router {
         .route("/containers/{id}/resize", post(containers::resize))
         .route("/containers/{id}/logs", get(containers::logs))
         .route("/containers/{id}/attach", post(attach::attach))
-        .route("/containers/{id}", axum::routing::delete(containers::remove))
+        .route(
+            "/containers/{id}",
+            axum::routing::delete(containers::remove),
+        )
         .fallback(not_found)
         .layer(middleware::from_fn(versions_and_headers))
         .with_state(d)

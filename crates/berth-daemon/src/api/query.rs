@@ -59,12 +59,20 @@ fn hex_val(c: u8) -> Option<u8> {
 impl Query {
     /// The last value of `key`.
     pub(crate) fn get(&self, key: &str) -> Option<&str> {
-        self.0.iter().rev().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+        self.0
+            .iter()
+            .rev()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
     }
 
     /// Every value of `key`.
     pub(crate) fn all(&self, key: &str) -> Vec<String> {
-        self.0.iter().filter(|(k, _)| k == key).map(|(_, v)| v.clone()).collect()
+        self.0
+            .iter()
+            .filter(|(k, _)| k == key)
+            .map(|(_, v)| v.clone())
+            .collect()
     }
 
     /// A boolean flag: absent, "", "0", "false" are false.
@@ -94,7 +102,8 @@ impl Query {
 
     /// The `filters` parameter.
     pub(crate) fn filters(&self) -> Result<Filters, DaemonError> {
-        Filters::parse(self.get("filters").unwrap_or("")).map_err(|e| DaemonError::BadRequest(e.to_string()))
+        Filters::parse(self.get("filters").unwrap_or(""))
+            .map_err(|e| DaemonError::BadRequest(e.to_string()))
     }
 }
 
@@ -104,7 +113,9 @@ mod tests {
 
     #[test]
     fn decoding() {
-        let q = Query(url_decode_pairs("names=a&names=b%3Alatest&all=1&x=%7B%22a%22%7D&s=a+b&bad=%zz&end=%4"));
+        let q = Query(url_decode_pairs(
+            "names=a&names=b%3Alatest&all=1&x=%7B%22a%22%7D&s=a+b&bad=%zz&end=%4",
+        ));
         assert_eq!(q.all("names"), vec!["a", "b:latest"]);
         assert!(q.flag("all"));
         assert!(!q.flag("missing"));

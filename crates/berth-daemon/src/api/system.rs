@@ -16,7 +16,11 @@ use crate::core::Daemon;
 use crate::error::Result;
 
 pub(super) async fn ping(method: Method) -> Response {
-    let body = if method == Method::HEAD { Body::empty() } else { Body::from("OK") };
+    let body = if method == Method::HEAD {
+        Body::empty()
+    } else {
+        Body::from("OK")
+    };
     (
         StatusCode::OK,
         [
@@ -47,7 +51,11 @@ pub(super) async fn version() -> Json<Version> {
     });
     Json(Version {
         platform: json!({"Name": "berth"}),
-        components: vec![ComponentVersion { name: "Engine".into(), version: ENGINE_VERSION.into(), details: Some(details) }],
+        components: vec![ComponentVersion {
+            name: "Engine".into(),
+            version: ENGINE_VERSION.into(),
+            details: Some(details),
+        }],
         version: ENGINE_VERSION.into(),
         api_version: MAX_API_VERSION.into(),
         min_api_version: MIN_API_VERSION.into(),
@@ -87,14 +95,21 @@ pub(crate) fn cgroup_version() -> &'static str {
 
 pub(super) async fn info(State(d): State<Arc<Daemon>>) -> Result<Json<Info>> {
     let containers = d.containers();
-    let count = |f: &dyn Fn(crate::core::Status) -> bool| containers.iter().filter(|c| f(c.status())).count() as i64;
+    let count = |f: &dyn Fn(crate::core::Status) -> bool| {
+        containers.iter().filter(|c| f(c.status())).count() as i64
+    };
     let running = count(&|s| s == crate::core::Status::Running);
     let paused = count(&|s| s == crate::core::Status::Paused);
     let images = d.meta.images()?.len() as i64;
-    let hostname = nix::unistd::gethostname().map(|h| h.to_string_lossy().into_owned()).unwrap_or_default();
+    let hostname = nix::unistd::gethostname()
+        .map(|h| h.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let mut runtimes = serde_json::Map::new();
     for (name, path) in &d.cfg.runtimes {
-        let p = path.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "berth (built in, libcontainer)".into());
+        let p = path
+            .as_ref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|| "berth (built in, libcontainer)".into());
         runtimes.insert(name.clone(), json!({"path": p}));
     }
     Ok(Json(Info {
@@ -105,7 +120,10 @@ pub(super) async fn info(State(d): State<Arc<Daemon>>) -> Result<Json<Info>> {
         containers_stopped: containers.len() as i64 - running - paused,
         images,
         driver: "overlay2".into(),
-        driver_status: vec![["Backing Filesystem".into(), "extfs".into()], ["Supports d_type".into(), "true".into()]],
+        driver_status: vec![
+            ["Backing Filesystem".into(), "extfs".into()],
+            ["Supports d_type".into(), "true".into()],
+        ],
         plugins: json!({"Volume": ["local"], "Network": ["bridge", "host", "none"], "Authorization": null, "Log": ["json-file", "none"]}),
         memory_limit: true,
         swap_limit: true,
@@ -116,7 +134,9 @@ pub(super) async fn info(State(d): State<Arc<Daemon>>) -> Result<Json<Info>> {
         pids_limit: true,
         ipv4_forwarding: true,
         debug: d.cfg.log_level == "debug",
-        n_fd: std::fs::read_dir("/proc/self/fd").map(|r| r.count() as i64).unwrap_or(0),
+        n_fd: std::fs::read_dir("/proc/self/fd")
+            .map(|r| r.count() as i64)
+            .unwrap_or(0),
         n_goroutines: 0,
         system_time: crate::core::now_rfc3339(),
         logging_driver: "json-file".into(),
@@ -128,7 +148,9 @@ pub(super) async fn info(State(d): State<Arc<Daemon>>) -> Result<Json<Info>> {
         os_version: String::new(),
         os_type: "linux".into(),
         architecture: std::env::consts::ARCH.into(),
-        ncpu: std::thread::available_parallelism().map(|n| n.get() as i64).unwrap_or(1),
+        ncpu: std::thread::available_parallelism()
+            .map(|n| n.get() as i64)
+            .unwrap_or(1),
         mem_total: mem_total(),
         index_server_address: "https://index.docker.io/v1/".into(),
         registry_config: json!({
@@ -177,7 +199,14 @@ pub(super) async fn events(q: Query) -> Response {
                 Ok::<_, std::io::Error>(bytes::Bytes::new())
             }))
         }
-        None => Body::from_stream(futures_util::stream::pending::<Result<bytes::Bytes, std::io::Error>>()),
+        None => Body::from_stream(futures_util::stream::pending::<
+            Result<bytes::Bytes, std::io::Error>,
+        >()),
     };
-    (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], body).into_response()
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/json")],
+        body,
+    )
+        .into_response()
 }

@@ -219,7 +219,10 @@ impl Container {
     /// Adds an output subscriber.
     pub fn subscribe(&self) -> mpsc::UnboundedReceiver<AttachMsg> {
         let (tx, rx) = mpsc::unbounded_channel();
-        self.subscribers.lock().unwrap_or_else(|p| p.into_inner()).push(tx);
+        self.subscribers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(tx);
         rx
     }
 

@@ -33,7 +33,11 @@ fn merge(user: &mut ContainerConfig, image: &ContainerConfig) {
         }
     }
     // `--entrypoint ""` arrives as [""]: it clears the image's entrypoint.
-    if user.entrypoint.as_ref().is_some_and(|e| e.0.len() == 1 && e.0[0].is_empty()) {
+    if user
+        .entrypoint
+        .as_ref()
+        .is_some_and(|e| e.0.len() == 1 && e.0[0].is_empty())
+    {
         user.entrypoint = Some(StrSlice(Vec::new()));
     }
     let mut env = image.env.clone().unwrap_or_default();
@@ -64,7 +68,10 @@ fn merge(user: &mut ContainerConfig, image: &ContainerConfig) {
     let mut labels: BTreeMap<String, String> = image.labels.clone().unwrap_or_default();
     labels.extend(user.labels.clone().unwrap_or_default());
     user.labels = Some(labels);
-    for (mine, theirs) in [(&mut user.exposed_ports, &image.exposed_ports), (&mut user.volumes, &image.volumes)] {
+    for (mine, theirs) in [
+        (&mut user.exposed_ports, &image.exposed_ports),
+        (&mut user.volumes, &image.volumes),
+    ] {
         if let Some(t) = theirs {
             let m = mine.get_or_insert_with(BTreeMap::new);
             for (k, v) in t {
@@ -102,9 +109,15 @@ impl Daemon {
         if command.is_empty() {
             return Err(DaemonError::BadRequest("No command specified".into()));
         }
-        let runtime = if host_config.runtime.is_empty() { self.cfg.default_runtime.clone() } else { host_config.runtime.clone() };
+        let runtime = if host_config.runtime.is_empty() {
+            self.cfg.default_runtime.clone()
+        } else {
+            host_config.runtime.clone()
+        };
         if !self.cfg.runtimes.contains_key(&runtime) {
-            return Err(DaemonError::BadRequest(format!("Unknown runtime specified {runtime}")));
+            return Err(DaemonError::BadRequest(format!(
+                "Unknown runtime specified {runtime}"
+            )));
         }
         if host_config.network_mode.is_empty() {
             host_config.network_mode = "default".into();
@@ -126,7 +139,11 @@ impl Daemon {
             image_id: image.id().to_string(),
             path: command[0].clone(),
             args: command[1..].to_vec(),
-            state: State { started_at: ZERO_TIME.into(), finished_at: ZERO_TIME.into(), ..Default::default() },
+            state: State {
+                started_at: ZERO_TIME.into(),
+                finished_at: ZERO_TIME.into(),
+                ..Default::default()
+            },
             restart_count: 0,
             runtime,
             top_chain: image.row.chain_ids.last().cloned(),
@@ -151,7 +168,9 @@ impl Daemon {
         if let Err(e) = made {
             let _ = std::fs::remove_dir_all(&dir);
             return Err(match e {
-                DaemonError::Store(berth_store::StoreError::Conflict(_)) => self.name_conflict(&name),
+                DaemonError::Store(berth_store::StoreError::Conflict(_)) => {
+                    self.name_conflict(&name)
+                }
                 other => other,
             });
         }
@@ -199,7 +218,10 @@ mod tests {
             working_dir: "/w".into(),
             ..Default::default()
         };
-        let mut u = ContainerConfig { env: Some(vec!["A=2".into()]), ..Default::default() };
+        let mut u = ContainerConfig {
+            env: Some(vec!["A=2".into()]),
+            ..Default::default()
+        };
         merge(&mut u, &image);
         assert_eq!(u.cmd, s(&["sh"]));
         assert_eq!(u.entrypoint, s(&["/entry"]));
@@ -207,12 +229,19 @@ mod tests {
         assert_eq!(u.working_dir, "/w");
 
         // A user entrypoint drops the image's cmd.
-        let mut u = ContainerConfig { entrypoint: s(&["/mine"]), ..Default::default() };
+        let mut u = ContainerConfig {
+            entrypoint: s(&["/mine"]),
+            ..Default::default()
+        };
         merge(&mut u, &image);
         assert_eq!(u.cmd, None);
 
         // --entrypoint "" clears the image's entrypoint and keeps the user's cmd.
-        let mut u = ContainerConfig { entrypoint: s(&[""]), cmd: s(&["echo"]), ..Default::default() };
+        let mut u = ContainerConfig {
+            entrypoint: s(&[""]),
+            cmd: s(&["echo"]),
+            ..Default::default()
+        };
         merge(&mut u, &image);
         assert_eq!(u.entrypoint, Some(StrSlice(vec![])));
         assert_eq!(u.cmd, s(&["echo"]));

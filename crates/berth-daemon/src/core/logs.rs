@@ -26,7 +26,11 @@ impl LogLine {
     /// Docker's fixed-width timestamp prefix.
     pub fn timestamp(&self) -> String {
         chrono::DateTime::parse_from_rfc3339(&self.time)
-            .map(|t| t.with_timezone(&chrono::Utc).format("%Y-%m-%dT%H:%M:%S%.9fZ").to_string())
+            .map(|t| {
+                t.with_timezone(&chrono::Utc)
+                    .format("%Y-%m-%dT%H:%M:%S%.9fZ")
+                    .to_string()
+            })
             .unwrap_or_else(|_| self.time.clone())
     }
 }
@@ -41,7 +45,11 @@ struct Raw {
 /// Parses one json-file line.
 pub fn parse_line(line: &str) -> Option<LogLine> {
     let r: Raw = serde_json::from_str(line).ok()?;
-    Some(LogLine { stream: if r.stream == "stderr" { 2 } else { 1 }, time: r.time, data: r.log.into_bytes() })
+    Some(LogLine {
+        stream: if r.stream == "stderr" { 2 } else { 1 },
+        time: r.time,
+        data: r.log.into_bytes(),
+    })
 }
 
 /// Which lines a `logs` request wants.
@@ -83,7 +91,11 @@ pub struct LogReader {
 impl LogReader {
     /// Starts at the beginning of `path`.
     pub fn new(path: &Path) -> LogReader {
-        LogReader { path: path.to_path_buf(), offset: 0, partial: String::new() }
+        LogReader {
+            path: path.to_path_buf(),
+            offset: 0,
+            partial: String::new(),
+        }
     }
 
     /// Complete lines appended since the last call.
@@ -156,13 +168,26 @@ mod tests {
         let lines = r.read_new();
         assert_eq!(lines.len(), 2);
         assert_eq!(lines[0].timestamp(), "2024-01-01T00:00:00.100000000Z");
-        let f = LogFilter { stdout: true, stderr: false, ..Default::default() };
+        let f = LogFilter {
+            stdout: true,
+            stderr: false,
+            ..Default::default()
+        };
         assert_eq!(lines.iter().filter(|l| f.accepts(l)).count(), 1);
-        let f = LogFilter { stdout: true, stderr: true, since: Some(1704067200.5), until: None };
+        let f = LogFilter {
+            stdout: true,
+            stderr: true,
+            since: Some(1704067200.5),
+            until: None,
+        };
         assert_eq!(lines.iter().filter(|l| f.accepts(l)).count(), 1);
         assert_eq!(tail(lines.clone(), Some(1))[0].data, b"b\n");
         let mut f2 = std::fs::OpenOptions::new().append(true).open(&p).unwrap();
-        std::io::Write::write_all(&mut f2, b"\\n\",\"stream\":\"stdout\",\"time\":\"2024-01-01T00:00:02Z\"}\n").unwrap();
+        std::io::Write::write_all(
+            &mut f2,
+            b"\\n\",\"stream\":\"stdout\",\"time\":\"2024-01-01T00:00:02Z\"}\n",
+        )
+        .unwrap();
         let more = r.read_new();
         assert_eq!(more.len(), 1);
         assert_eq!(more[0].data, b"c\n");

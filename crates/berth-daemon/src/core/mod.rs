@@ -50,26 +50,35 @@ pub struct Daemon {
 }
 
 fn create_dir(p: &std::path::Path) -> Result<()> {
-    std::fs::create_dir_all(p).map_err(|e| DaemonError::Internal(format!("create {}: {e}", p.display())))
+    std::fs::create_dir_all(p)
+        .map_err(|e| DaemonError::Internal(format!("create {}: {e}", p.display())))
 }
 
 impl Daemon {
     /// Opens the stores under the configured roots and loads the
     /// containers; call [`Daemon::restore`] next to reconnect running ones.
     pub fn open(cfg: DaemonConfig) -> Result<Arc<Daemon>> {
-        for d in [&cfg.data_root, &cfg.data_root.join("containers"), &cfg.exec_root, &cfg.exec_root.join("c")] {
+        for d in [
+            &cfg.data_root,
+            &cfg.data_root.join("containers"),
+            &cfg.exec_root,
+            &cfg.exec_root.join("c"),
+        ] {
             create_dir(d)?;
         }
         let meta = Arc::new(Metadata::open(&cfg.data_root.join("berth.db"))?);
         let images = Arc::new(ImageStore::open(&cfg.data_root, meta.clone())?);
-        let exe = std::env::current_exe().map_err(|e| DaemonError::Internal(format!("own executable: {e}")))?;
+        let exe = std::env::current_exe()
+            .map_err(|e| DaemonError::Internal(format!("own executable: {e}")))?;
         let mut map = HashMap::new();
         for row in meta.containers()? {
             match serde_json::from_str::<Record>(&row.record) {
                 Ok(rec) => {
                     map.insert(row.id.clone(), Arc::new(Container::new(rec)));
                 }
-                Err(e) => tracing::error!(id = %row.id, "unreadable container record, skipping: {e}"),
+                Err(e) => {
+                    tracing::error!(id = %row.id, "unreadable container record, skipping: {e}")
+                }
             }
         }
         let engine_id = engine_id(&cfg.data_root)?;
@@ -90,9 +99,20 @@ impl Daemon {
     /// Removes container directories that have no row (a crash between
     /// making the directory and committing the row, or during removal).
     fn sweep_container_dirs(&self) {
-        let known: std::collections::HashSet<String> = self.containers.read().expect("lock").keys().cloned().collect();
-        for base in [self.cfg.data_root.join("containers"), self.cfg.exec_root.join("c")] {
-            let Ok(rd) = std::fs::read_dir(&base) else { continue };
+        let known: std::collections::HashSet<String> = self
+            .containers
+            .read()
+            .expect("lock")
+            .keys()
+            .cloned()
+            .collect();
+        for base in [
+            self.cfg.data_root.join("containers"),
+            self.cfg.exec_root.join("c"),
+        ] {
+            let Ok(rd) = std::fs::read_dir(&base) else {
+                continue;
+            };
             for ent in rd.flatten() {
                 let name = ent.file_name().to_string_lossy().into_owned();
                 if !known.contains(&name) {
@@ -121,7 +141,8 @@ impl Daemon {
     /// full ID or name.
     pub fn tombstone(&self, name: &str) -> Option<i64> {
         let t = self.tombstones.lock().unwrap_or_else(|p| p.into_inner());
-        t.get(name.strip_prefix('/').unwrap_or(name)).map(|(c, _)| *c)
+        t.get(name.strip_prefix('/').unwrap_or(name))
+            .map(|(c, _)| *c)
     }
 
     /// Finds a container by full ID, name or unique ID prefix.
@@ -138,7 +159,9 @@ impl Daemon {
             let mut hits = map.values().filter(|c| c.id.starts_with(name));
             if let Some(first) = hits.next() {
                 if hits.next().is_some() {
-                    return Err(DaemonError::BadRequest(format!("multiple IDs found with provided prefix: {name}")));
+                    return Err(DaemonError::BadRequest(format!(
+                        "multiple IDs found with provided prefix: {name}"
+                    )));
                 }
                 return Ok(first.clone());
             }
@@ -148,13 +171,22 @@ impl Daemon {
 
     /// All containers, oldest first.
     pub fn containers(&self) -> Vec<Arc<Container>> {
-        let mut v: Vec<Arc<Container>> = self.containers.read().expect("lock").values().cloned().collect();
+        let mut v: Vec<Arc<Container>> = self
+            .containers
+            .read()
+            .expect("lock")
+            .values()
+            .cloned()
+            .collect();
         v.sort_by(|a, b| a.rec().created.cmp(&b.rec().created));
         v
     }
 
     fn insert(&self, c: Arc<Container>) {
-        self.containers.write().expect("lock").insert(c.id.clone(), c);
+        self.containers
+            .write()
+            .expect("lock")
+            .insert(c.id.clone(), c);
     }
 
     fn forget(&self, id: &str) {
@@ -184,7 +216,8 @@ impl Daemon {
 
     /// Writes a container's record to the database.
     pub fn persist(&self, c: &Container) -> Result<()> {
-        let json = serde_json::to_string(&*c.rec()).map_err(|e| DaemonError::Internal(e.to_string()))?;
+        let json =
+            serde_json::to_string(&*c.rec()).map_err(|e| DaemonError::Internal(e.to_string()))?;
         self.meta.update_container(&c.id, &json)?;
         Ok(())
     }
@@ -211,7 +244,10 @@ impl Daemon {
             .iter()
             .filter_map(|c| {
                 let r = c.rec();
-                (r.image_id == image_id).then(|| berth_image::ImageUser { id: r.id.clone(), running: r.state.status.is_active() })
+                (r.image_id == image_id).then(|| berth_image::ImageUser {
+                    id: r.id.clone(),
+                    running: r.state.status.is_active(),
+                })
             })
             .collect()
     }
@@ -226,8 +262,16 @@ fn engine_id(root: &std::path::Path) -> Result<String> {
         }
     }
     let id = new_id();
-    let id = format!("{}-{}-{}-{}-{}", &id[..8], &id[8..12], &id[12..16], &id[16..20], &id[20..32]);
-    std::fs::write(&p, &id).map_err(|e| DaemonError::Internal(format!("write {}: {e}", p.display())))?;
+    let id = format!(
+        "{}-{}-{}-{}-{}",
+        &id[..8],
+        &id[8..12],
+        &id[12..16],
+        &id[16..20],
+        &id[20..32]
+    );
+    std::fs::write(&p, &id)
+        .map_err(|e| DaemonError::Internal(format!("write {}: {e}", p.display())))?;
     Ok(id)
 }
 

@@ -16,7 +16,11 @@ impl Daemon {
         let status = c.status();
         if status.is_active() {
             if !force {
-                let what = if status == Status::Paused { "paused" } else { "running" };
+                let what = if status == Status::Paused {
+                    "paused"
+                } else {
+                    "running"
+                };
                 return Err(DaemonError::Conflict(format!(
                     "You cannot remove a {what} container {}. Stop the container before attempting removal or force remove",
                     c.id
@@ -56,7 +60,9 @@ impl Daemon {
         let new = names::validate(new_name)?;
         let old = c.name();
         if new == old {
-            return Err(DaemonError::BadRequest("Renaming a container with the same name as its current name".into()));
+            return Err(DaemonError::BadRequest(
+                "Renaming a container with the same name as its current name".into(),
+            ));
         }
         if self.containers().iter().any(|o| o.rec().name == new) {
             return Err(self.name_conflict(&new));

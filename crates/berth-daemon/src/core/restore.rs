@@ -23,7 +23,9 @@ impl Daemon {
             let connected = tokio::time::timeout(Duration::from_secs(3), async {
                 let (client, mut rx) = driver::connect(&state_dir).await.ok()?;
                 match rx.recv().await {
-                    Some(ShimMessage::Event(Event::Hello { pid, exit, .. })) => Some((client, rx, pid, exit)),
+                    Some(ShimMessage::Event(Event::Hello { pid, exit, .. })) => {
+                        Some((client, rx, pid, exit))
+                    }
                     _ => None,
                 }
             })

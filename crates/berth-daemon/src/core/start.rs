@@ -27,7 +27,9 @@ fn start_error(cmd: &str, msg: String) -> (i64, DaemonError) {
         "failed to create task for container: OCI runtime create failed: unable to start container process: {core}: unknown"
     );
     let has_cmd = msg.contains(cmd);
-    if has_cmd && (msg.contains("executable file not found") || msg.contains("no such file or directory")) {
+    if has_cmd
+        && (msg.contains("executable file not found") || msg.contains("no such file or directory"))
+    {
         (127, DaemonError::BadRequest(text))
     } else if msg.contains("permission denied") || msg.contains("is a directory") {
         (126, DaemonError::BadRequest(text))
@@ -45,7 +47,10 @@ impl Daemon {
             return Err(DaemonError::NotModified);
         }
         if !status.can_start() {
-            return Err(DaemonError::Conflict(format!("cannot start a container in state {}", status.as_str())));
+            return Err(DaemonError::Conflict(format!(
+                "cannot start a container in state {}",
+                status.as_str()
+            )));
         }
         match self.start_locked(c).await {
             Ok(()) => Ok(()),
@@ -68,15 +73,26 @@ impl Daemon {
         }
     }
 
-    async fn start_locked(self: &Arc<Self>, c: &Arc<Container>) -> std::result::Result<(), (i64, DaemonError)> {
+    async fn start_locked(
+        self: &Arc<Self>,
+        c: &Arc<Container>,
+    ) -> std::result::Result<(), (i64, DaemonError)> {
         let internal = |e: DaemonError| (128, e);
         let t0 = std::time::Instant::now();
         let phase = |name: &str| tracing::trace!(id = %c.id, ms = t0.elapsed().as_secs_f64() * 1000.0, "start: {name}");
         let rec = c.snapshot();
         let dir = self.container_dir(&c.id);
         let rootfs = self.rootfs(&c.id);
-        let lowers = self.images.lower_dirs_from(rec.top_chain.as_deref()).map_err(|e| internal(e.into()))?;
-        let dirs = RootfsDirs { lowers, upper: dir.join("upper"), work: dir.join("work"), target: rootfs.clone() };
+        let lowers = self
+            .images
+            .lower_dirs_from(rec.top_chain.as_deref())
+            .map_err(|e| internal(e.into()))?;
+        let dirs = RootfsDirs {
+            lowers,
+            upper: dir.join("upper"),
+            work: dir.join("work"),
+            target: rootfs.clone(),
+        };
         if !berth_image::mount::is_mounted(&rootfs) {
             dirs.mount().map_err(|e| internal(e.into()))?;
         }
@@ -84,15 +100,32 @@ impl Daemon {
         phase("rootfs mounted");
         let config = &rec.config;
         let hc = &rec.host_config;
-        let u = user::resolve(&rootfs, &config.user, hc.group_add.as_deref().unwrap_or_default())
-            .map_err(|e| (126, DaemonError::BadRequest(format!("unable to start container process: {e}"))))?;
-        let cwd = if config.working_dir.is_empty() { "/".to_string() } else { config.working_dir.clone() };
+        let u = user::resolve(
+            &rootfs,
+            &config.user,
+            hc.group_add.as_deref().unwrap_or_default(),
+        )
+        .map_err(|e| {
+            (
+                126,
+                DaemonError::BadRequest(format!("unable to start container process: {e}")),
+            )
+        })?;
+        let cwd = if config.working_dir.is_empty() {
+            "/".to_string()
+        } else {
+            config.working_dir.clone()
+        };
         if cwd != "/" {
             let p = user::secure_join(&rootfs, &cwd);
             if !p.exists() {
                 std::fs::create_dir_all(&p)
                     .and_then(|_| std::os::unix::fs::chown(&p, Some(u.uid), Some(u.gid)))
-                    .map_err(|e| internal(DaemonError::Internal(format!("creating working directory {cwd}: {e}"))))?;
+                    .map_err(|e| {
+                        internal(DaemonError::Internal(format!(
+                            "creating working directory {cwd}: {e}"
+                        )))
+                    })?;
             }
         }
         let mut env: Vec<String> = Vec::new();
@@ -109,7 +142,11 @@ impl Daemon {
         args.extend(rec.args.iter().cloned());
         let binds = ["hostname", "hosts", "resolv.conf"]
             .iter()
-            .map(|f| BindMount { source: dir.join(f), destination: format!("/etc/{f}"), readonly: false })
+            .map(|f| BindMount {
+                source: dir.join(f),
+                destination: format!("/etc/{f}"),
+                readonly: false,
+            })
             .collect();
         let cs = ContainerSpec {
             id: c.id.clone(),
@@ -127,7 +164,11 @@ impl Daemon {
             cgroups_path: format!("/{}/{}", self.cfg.cgroup_parent, c.id),
             binds,
             shm_size: hc.shm_size.max(0) as u64,
-            network: if hc.network_mode == "host" { spec::NetworkNs::Host } else { spec::NetworkNs::New },
+            network: if hc.network_mode == "host" {
+                spec::NetworkNs::Host
+            } else {
+                spec::NetworkNs::New
+            },
             cap_add: hc.cap_add.clone().unwrap_or_default(),
             cap_drop: hc.cap_drop.clone().unwrap_or_default(),
         };
@@ -154,16 +195,31 @@ impl Daemon {
             .await
             .map_err(|e| start_error(&rec.path, e.to_string()))?;
         phase("shim ready");
-        let (client, mut rx) = driver::connect(&state_dir).await.map_err(|e| internal(e.into()))?;
+        let (client, mut rx) = driver::connect(&state_dir)
+            .await
+            .map_err(|e| internal(e.into()))?;
         // The size the client asked for at create (API ≥ 1.42), set before
         // the process runs so it never sees a 0x0 terminal.
-        if let Some([h, w]) = hc.console_size.as_deref().and_then(|v| <[u32; 2]>::try_from(v).ok()) {
+        if let Some([h, w]) = hc
+            .console_size
+            .as_deref()
+            .and_then(|v| <[u32; 2]>::try_from(v).ok())
+        {
             if config.tty && h > 0 && w > 0 {
-                let resize = Request::Resize { height: h.min(u16::MAX as u32) as u16, width: w.min(u16::MAX as u32) as u16 };
-                client.request(&resize).await.map_err(|e| internal(e.into()))?;
+                let resize = Request::Resize {
+                    height: h.min(u16::MAX as u32) as u16,
+                    width: w.min(u16::MAX as u32) as u16,
+                };
+                client
+                    .request(&resize)
+                    .await
+                    .map_err(|e| internal(e.into()))?;
             }
         }
-        client.request(&Request::Start).await.map_err(|e| internal(e.into()))?;
+        client
+            .request(&Request::Start)
+            .await
+            .map_err(|e| internal(e.into()))?;
         let mut early = Vec::new();
         let started_at = loop {
             match rx.recv().await {
@@ -173,7 +229,9 @@ impl Daemon {
                     return Err(start_error(&rec.path, message));
                 }
                 Some(ShimMessage::Event(Event::Exited(_))) | None => {
-                    return Err(internal(DaemonError::Internal("container process ended before it started".into())));
+                    return Err(internal(DaemonError::Internal(
+                        "container process ended before it started".into(),
+                    )));
                 }
                 Some(ShimMessage::Output { stream, data }) => early.push((stream, data)),
                 Some(ShimMessage::Event(Event::Hello { .. })) => {}
@@ -206,10 +264,16 @@ impl Daemon {
     }
 
     /// Follows a running container's shim until the process exits.
-    pub(super) async fn monitor(self: Arc<Self>, c: Arc<Container>, mut rx: UnboundedReceiver<ShimMessage>) {
+    pub(super) async fn monitor(
+        self: Arc<Self>,
+        c: Arc<Container>,
+        mut rx: UnboundedReceiver<ShimMessage>,
+    ) {
         while let Some(msg) = rx.recv().await {
             match msg {
-                ShimMessage::Output { stream, data } => c.publish(AttachMsg::Output(stream, data.into())),
+                ShimMessage::Output { stream, data } => {
+                    c.publish(AttachMsg::Output(stream, data.into()))
+                }
                 ShimMessage::Event(Event::Exited(status)) => {
                     self.on_exit(&c, Some(status)).await;
                     return;
@@ -244,7 +308,10 @@ impl Daemon {
                 None => {
                     // The shim died: make sure nothing of the container is left running.
                     if pid > 0 {
-                        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGKILL);
+                        let _ = nix::sys::signal::kill(
+                            nix::unistd::Pid::from_raw(pid as i32),
+                            nix::sys::signal::Signal::SIGKILL,
+                        );
                     }
                     r.state.exit_code = 255;
                     r.state.finished_at = now_rfc3339();
@@ -279,7 +346,11 @@ impl Daemon {
 
 /// Moves attach stdin to the shim, in order, while the process runs; the
 /// receiver goes back to the container afterwards for the next start.
-pub(super) fn spawn_stdin_pump(c: Arc<Container>, client: berth_runtime::driver::ShimClient, stdin_once: bool) {
+pub(super) fn spawn_stdin_pump(
+    c: Arc<Container>,
+    client: berth_runtime::driver::ShimClient,
+    stdin_once: bool,
+) {
     let Some(mut rx) = c.stdin_rx.lock().unwrap_or_else(|p| p.into_inner()).take() else {
         return;
     };

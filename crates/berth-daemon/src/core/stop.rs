@@ -18,7 +18,11 @@ pub(crate) fn parse_signal(s: &str) -> Result<i32> {
         }
     } else {
         let up = s.to_ascii_uppercase();
-        let name = if up.starts_with("SIG") { up } else { format!("SIG{up}") };
+        let name = if up.starts_with("SIG") {
+            up
+        } else {
+            format!("SIG{up}")
+        };
         if let Ok(sig) = name.parse::<Signal>() {
             return Ok(sig as i32);
         }
@@ -30,27 +34,50 @@ impl Daemon {
     /// Sends a signal; 409 when the container is not running.
     pub async fn kill(&self, c: &Arc<Container>, signal: Option<&str>) -> Result<()> {
         let sig = parse_signal(signal.filter(|s| !s.is_empty()).unwrap_or("SIGKILL"))?;
-        let client = c.shim_client().filter(|_| c.status().is_active()).ok_or_else(|| {
-            DaemonError::Conflict(format!("Cannot kill container: {}: Container {} is not running", c.name(), c.id))
-        })?;
+        let client = c
+            .shim_client()
+            .filter(|_| c.status().is_active())
+            .ok_or_else(|| {
+                DaemonError::Conflict(format!(
+                    "Cannot kill container: {}: Container {} is not running",
+                    c.name(),
+                    c.id
+                ))
+            })?;
         client.request(&Request::Kill { signal: sig }).await?;
         Ok(())
     }
 
     /// Sends the stop signal, waits up to `timeout` seconds (`None`: the
     /// container's StopTimeout or 10; negative: forever), then SIGKILL.
-    pub async fn stop(&self, c: &Arc<Container>, timeout: Option<i64>, signal: Option<&str>) -> Result<()> {
+    pub async fn stop(
+        &self,
+        c: &Arc<Container>,
+        timeout: Option<i64>,
+        signal: Option<&str>,
+    ) -> Result<()> {
         let _op = c.op.lock().await;
         self.stop_locked(c, timeout, signal).await
     }
 
-    pub(super) async fn stop_locked(&self, c: &Arc<Container>, timeout: Option<i64>, signal: Option<&str>) -> Result<()> {
+    pub(super) async fn stop_locked(
+        &self,
+        c: &Arc<Container>,
+        timeout: Option<i64>,
+        signal: Option<&str>,
+    ) -> Result<()> {
         if !c.status().is_active() {
             return Err(DaemonError::NotModified);
         }
         let (stop_signal, default_timeout) = {
             let r = c.rec();
-            (r.config.stop_signal.clone().unwrap_or_else(|| "SIGTERM".into()), r.config.stop_timeout.unwrap_or(10))
+            (
+                r.config
+                    .stop_signal
+                    .clone()
+                    .unwrap_or_else(|| "SIGTERM".into()),
+                r.config.stop_timeout.unwrap_or(10),
+            )
         };
         let sig = parse_signal(signal.filter(|s| !s.is_empty()).unwrap_or(&stop_signal))?;
         let t = timeout.unwrap_or(default_timeout);
@@ -69,7 +96,10 @@ impl Daemon {
             stopped.await;
             return Ok(());
         }
-        if tokio::time::timeout(Duration::from_secs(t as u64), stopped).await.is_ok() {
+        if tokio::time::timeout(Duration::from_secs(t as u64), stopped)
+            .await
+            .is_ok()
+        {
             return Ok(());
         }
         self.kill_and_wait(c).await
@@ -79,7 +109,11 @@ impl Daemon {
     pub(super) async fn kill_and_wait(&self, c: &Arc<Container>) -> Result<()> {
         let mut lc = c.lifecycle.subscribe();
         if let Some(client) = c.shim_client() {
-            let _ = client.request(&Request::Kill { signal: libc::SIGKILL }).await;
+            let _ = client
+                .request(&Request::Kill {
+                    signal: libc::SIGKILL,
+                })
+                .await;
         }
         let gone = async {
             while lc.borrow_and_update().running {
@@ -90,11 +124,18 @@ impl Daemon {
         };
         tokio::time::timeout(Duration::from_secs(30), gone)
             .await
-            .map_err(|_| DaemonError::Internal(format!("container {} did not exit after SIGKILL", c.id)))
+            .map_err(|_| {
+                DaemonError::Internal(format!("container {} did not exit after SIGKILL", c.id))
+            })
     }
 
     /// Stops (if running) and starts again.
-    pub async fn restart(self: &Arc<Self>, c: &Arc<Container>, timeout: Option<i64>, signal: Option<&str>) -> Result<()> {
+    pub async fn restart(
+        self: &Arc<Self>,
+        c: &Arc<Container>,
+        timeout: Option<i64>,
+        signal: Option<&str>,
+    ) -> Result<()> {
         match self.stop(c, timeout, signal).await {
             Ok(()) | Err(DaemonError::NotModified) => {}
             Err(e) => return Err(e),
@@ -116,7 +157,10 @@ mod tests {
         assert_eq!(parse_signal("KILL").unwrap(), 9);
         assert_eq!(parse_signal("sigterm").unwrap(), 15);
         assert_eq!(parse_signal("SIGUSR1").unwrap(), 10);
-        assert_eq!(parse_signal("NOPE").unwrap_err().to_string(), "Invalid signal: NOPE");
+        assert_eq!(
+            parse_signal("NOPE").unwrap_err().to_string(),
+            "Invalid signal: NOPE"
+        );
         assert!(parse_signal("99").is_err());
     }
 }

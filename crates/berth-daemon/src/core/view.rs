@@ -12,21 +12,35 @@ use super::Daemon;
 fn since(rfc3339: &str) -> std::time::Duration {
     chrono::DateTime::parse_from_rfc3339(rfc3339)
         .ok()
-        .and_then(|t| (chrono::Utc::now() - t.with_timezone(&chrono::Utc)).to_std().ok())
+        .and_then(|t| {
+            (chrono::Utc::now() - t.with_timezone(&chrono::Utc))
+                .to_std()
+                .ok()
+        })
         .unwrap_or_default()
 }
 
 /// The `Status` column text: "Up 3 seconds", "Exited (0) 2 minutes ago", "Created".
 pub fn status_text(r: &Record) -> String {
     match r.state.status {
-        Status::Running => format!("Up {}", human_duration(since(&r.state.started_at))),
-        Status::Paused => format!("Up {} (Paused)", human_duration(since(&r.state.started_at))),
+        Status::Running => format!(
+            "Up {}",
+            human_duration(since(&r.state.started_at).as_secs_f64())
+        ),
+        Status::Paused => format!(
+            "Up {} (Paused)",
+            human_duration(since(&r.state.started_at).as_secs_f64())
+        ),
         Status::Restarting => format!(
             "Restarting ({}) {} ago",
             r.state.exit_code,
-            human_duration(since(&r.state.finished_at))
+            human_duration(since(&r.state.finished_at).as_secs_f64())
         ),
-        Status::Exited => format!("Exited ({}) {} ago", r.state.exit_code, human_duration(since(&r.state.finished_at))),
+        Status::Exited => format!(
+            "Exited ({}) {} ago",
+            r.state.exit_code,
+            human_duration(since(&r.state.finished_at).as_secs_f64())
+        ),
         Status::Created => "Created".into(),
         Status::Removing => "Removal In Progress".into(),
         Status::Dead => "Dead".into(),
@@ -51,13 +65,27 @@ impl Daemon {
         let lowers = self
             .images
             .lower_dirs_from(r.top_chain.as_deref())
-            .map(|l| l.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(":"))
+            .map(|l| {
+                l.iter()
+                    .map(|p| p.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(":")
+            })
             .unwrap_or_default();
         let mut gd = BTreeMap::new();
         gd.insert("LowerDir".to_string(), lowers);
-        gd.insert("UpperDir".to_string(), dir.join("upper").display().to_string());
-        gd.insert("WorkDir".to_string(), dir.join("work").display().to_string());
-        gd.insert("MergedDir".to_string(), dir.join("rootfs").display().to_string());
+        gd.insert(
+            "UpperDir".to_string(),
+            dir.join("upper").display().to_string(),
+        );
+        gd.insert(
+            "WorkDir".to_string(),
+            dir.join("work").display().to_string(),
+        );
+        gd.insert(
+            "MergedDir".to_string(),
+            dir.join("rootfs").display().to_string(),
+        );
         ContainerInspect {
             id: r.id.clone(),
             created: r.created.clone(),
@@ -95,7 +123,10 @@ impl Daemon {
             app_armor_profile: String::new(),
             exec_ids: None,
             host_config: r.host_config.clone(),
-            graph_driver: GraphDriver { name: "overlay2".into(), data: Some(gd) },
+            graph_driver: GraphDriver {
+                name: "overlay2".into(),
+                data: Some(gd),
+            },
             size_rw: None,
             size_root_fs: None,
             mounts: Vec::new(),
@@ -115,7 +146,9 @@ impl Daemon {
             image: r.image_name.clone(),
             image_id: r.image_id.clone(),
             command: command.join(" "),
-            created: chrono::DateTime::parse_from_rfc3339(&r.created).map(|t| t.timestamp()).unwrap_or(0),
+            created: chrono::DateTime::parse_from_rfc3339(&r.created)
+                .map(|t| t.timestamp())
+                .unwrap_or(0),
             ports: Vec::new(),
             size_rw: None,
             size_root_fs: None,

@@ -23,7 +23,9 @@ impl WaitCondition {
             "" | "not-running" => Ok(WaitCondition::NotRunning),
             "next-exit" => Ok(WaitCondition::NextExit),
             "removed" => Ok(WaitCondition::Removed),
-            other => Err(DaemonError::BadRequest(format!("invalid condition: \"{other}\""))),
+            other => Err(DaemonError::BadRequest(format!(
+                "invalid condition: \"{other}\""
+            ))),
         }
     }
 }
@@ -36,7 +38,9 @@ struct Registered<'a>(&'a Container);
 
 impl Drop for Registered<'_> {
     fn drop(&mut self) {
-        self.0.lifecycle.send_modify(|l| l.next_exit_waiters = l.next_exit_waiters.saturating_sub(1));
+        self.0
+            .lifecycle
+            .send_modify(|l| l.next_exit_waiters = l.next_exit_waiters.saturating_sub(1));
     }
 }
 

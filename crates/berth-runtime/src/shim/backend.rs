@@ -26,13 +26,22 @@ pub(super) struct ProcessIo {
 /// A created container, through one of the backends.
 pub(super) enum Backend {
     Libcontainer(Box<Container>),
-    External { binary: PathBuf, root: PathBuf, id: String, log: PathBuf },
+    External {
+        binary: PathBuf,
+        root: PathBuf,
+        id: String,
+        log: PathBuf,
+    },
 }
 
 impl Backend {
     /// Creates the container (its process waits for `start`); returns the
     /// backend and the process's host PID.
-    pub(super) fn create(cfg: &ShimConfig, io: ProcessIo, state_dir: &Path) -> Result<(Backend, i32), RuntimeError> {
+    pub(super) fn create(
+        cfg: &ShimConfig,
+        io: ProcessIo,
+        state_dir: &Path,
+    ) -> Result<(Backend, i32), RuntimeError> {
         match &cfg.runtime {
             None => create_libcontainer(cfg, io),
             Some(bin) => create_external(cfg, bin, io, state_dir),
@@ -41,10 +50,15 @@ impl Backend {
 
     pub(super) fn start(&mut self) -> Result<(), RuntimeError> {
         match self {
-            Backend::Libcontainer(c) => c.start().map_err(|e| RuntimeError::Create(error_chain(&e))),
-            Backend::External { binary, root, id, log } => {
-                run_runtime(binary, root, log, &["start", id.as_str()], None).map(|_| ())
+            Backend::Libcontainer(c) => {
+                c.start().map_err(|e| RuntimeError::Create(error_chain(&e)))
             }
+            Backend::External {
+                binary,
+                root,
+                id,
+                log,
+            } => run_runtime(binary, root, log, &["start", id.as_str()], None).map(|_| ()),
         }
     }
 
@@ -60,7 +74,13 @@ impl Backend {
             }
             Some(bin) => {
                 let log = state_dir.join("runtime.log");
-                let _ = run_runtime(bin, &cfg.runtime_root, &log, &["delete", "--force", cfg.id.as_str()], None);
+                let _ = run_runtime(
+                    bin,
+                    &cfg.runtime_root,
+                    &log,
+                    &["delete", "--force", cfg.id.as_str()],
+                    None,
+                );
             }
         }
     }
@@ -74,8 +94,15 @@ impl Backend {
                     tracing::warn!("deleting container state: {}", error_chain(&e));
                 }
             }
-            Backend::External { binary, root, id, log } => {
-                if let Err(e) = run_runtime(binary, root, log, &["delete", "--force", id.as_str()], None) {
+            Backend::External {
+                binary,
+                root,
+                id,
+                log,
+            } => {
+                if let Err(e) =
+                    run_runtime(binary, root, log, &["delete", "--force", id.as_str()], None)
+                {
                     tracing::warn!("runtime delete: {e}");
                 }
             }
@@ -96,10 +123,17 @@ impl Executor for DockerExecutor {
     /// Checked inside the container before start, so `run` of a missing
     /// command fails at create with the text the docker CLI maps to 127/126.
     fn validate(&self, spec: &Spec) -> Result<(), ExecutorValidationError> {
-        let process = spec.process().as_ref().ok_or(ExecutorValidationError::CantHandle("berth"))?;
-        let args = process.args().as_ref().filter(|a| !a.is_empty()).ok_or_else(|| {
-            ExecutorValidationError::ArgValidationError("no command specified".into())
-        })?;
+        let process = spec
+            .process()
+            .as_ref()
+            .ok_or(ExecutorValidationError::CantHandle("berth"))?;
+        let args = process
+            .args()
+            .as_ref()
+            .filter(|a| !a.is_empty())
+            .ok_or_else(|| {
+                ExecutorValidationError::ArgValidationError("no command specified".into())
+            })?;
         let cmd = &args[0];
         let path_var = process
             .env()
@@ -109,7 +143,10 @@ impl Executor for DockerExecutor {
         let candidate = if cmd.contains('/') {
             Some(PathBuf::from(cmd))
         } else {
-            path_var.split(':').map(|d| Path::new(d).join(cmd)).find(|p| p.is_file())
+            path_var
+                .split(':')
+                .map(|d| Path::new(d).join(cmd))
+                .find(|p| p.is_file())
         };
         let Some(path) = candidate else {
             return Err(ExecutorValidationError::ArgValidationError(format!(
@@ -176,7 +213,13 @@ fn create_external(
     let pid_file = state_dir.join("init.pid");
     let bundle = cfg.bundle.display().to_string();
     let pid_arg = pid_file.display().to_string();
-    let mut args = vec!["create", "--bundle", bundle.as_str(), "--pid-file", pid_arg.as_str()];
+    let mut args = vec![
+        "create",
+        "--bundle",
+        bundle.as_str(),
+        "--pid-file",
+        pid_arg.as_str(),
+    ];
     let console = io.console_socket.as_ref().map(|p| p.display().to_string());
     if let Some(c) = &console {
         args.push("--console-socket");
@@ -184,7 +227,8 @@ fn create_external(
     }
     args.push(cfg.id.as_str());
     run_runtime(binary, &cfg.runtime_root, &log, &args, Some(io))?;
-    let pid_text = std::fs::read_to_string(&pid_file).map_err(|e| RuntimeError::io("read", &pid_file, e))?;
+    let pid_text =
+        std::fs::read_to_string(&pid_file).map_err(|e| RuntimeError::io("read", &pid_file, e))?;
     let pid = pid_text
         .trim()
         .parse()
@@ -200,9 +244,21 @@ fn create_external(
 
 /// Runs `binary --root ROOT --log LOG --log-format json ARGS`; on failure the
 /// last error the runtime logged is the message.
-fn run_runtime(binary: &Path, root: &Path, log: &Path, args: &[&str], io: Option<ProcessIo>) -> Result<(), RuntimeError> {
+fn run_runtime(
+    binary: &Path,
+    root: &Path,
+    log: &Path,
+    args: &[&str],
+    io: Option<ProcessIo>,
+) -> Result<(), RuntimeError> {
     let mut cmd = Command::new(binary);
-    cmd.arg("--root").arg(root).arg("--log").arg(log).arg("--log-format").arg("json").args(args);
+    cmd.arg("--root")
+        .arg(root)
+        .arg("--log")
+        .arg(log)
+        .arg("--log-format")
+        .arg("json")
+        .args(args);
     match io {
         // runc passes its own stdio to the container when there is no TTY.
         Some(io) => {
@@ -211,12 +267,14 @@ fn run_runtime(binary: &Path, root: &Path, log: &Path, args: &[&str], io: Option
             cmd.stderr(io.stderr.map(Stdio::from).unwrap_or_else(Stdio::null));
         }
         None => {
-            cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
+            cmd.stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null());
         }
     }
-    let status = cmd
-        .status()
-        .map_err(|e| RuntimeError::Create(format!("running OCI runtime {}: {e}", binary.display())))?;
+    let status = cmd.status().map_err(|e| {
+        RuntimeError::Create(format!("running OCI runtime {}: {e}", binary.display()))
+    })?;
     if status.success() {
         return Ok(());
     }

@@ -121,11 +121,19 @@ pub(super) fn run(state_dir: &Path, cfg: &ShimConfig) -> Result<(), RuntimeError
     let _ = std::fs::remove_file(&sock_path);
     // Bind relative to the state dir: socket paths are limited to 108 bytes.
     std::env::set_current_dir(state_dir).map_err(|e| RuntimeError::io("chdir", state_dir, e))?;
-    let listener = UnixListener::bind(files::SOCKET).map_err(|e| RuntimeError::io("bind", &sock_path, e))?;
-    listener.set_nonblocking(true).map_err(|e| RuntimeError::io("socket", &sock_path, e))?;
+    let listener =
+        UnixListener::bind(files::SOCKET).map_err(|e| RuntimeError::io("bind", &sock_path, e))?;
+    listener
+        .set_nonblocking(true)
+        .map_err(|e| RuntimeError::io("socket", &sock_path, e))?;
 
     let mut outputs = Vec::new();
-    let mut io = ProcessIo { stdin: None, stdout: None, stderr: None, console_socket: None };
+    let mut io = ProcessIo {
+        stdin: None,
+        stdout: None,
+        stderr: None,
+        console_socket: None,
+    };
     let mut stdin_w = None;
     let console = if cfg.tty {
         let p = state_dir.join(files::CONSOLE);
@@ -139,15 +147,22 @@ pub(super) fn run(state_dir: &Path, cfg: &ShimConfig) -> Result<(), RuntimeError
             io.stdin = Some(r);
             stdin_w = Some(w);
         } else {
-            let null = std::fs::File::open("/dev/null").map_err(|e| RuntimeError::io("open", "/dev/null", e))?;
+            let null = std::fs::File::open("/dev/null")
+                .map_err(|e| RuntimeError::io("open", "/dev/null", e))?;
             io.stdin = Some(null.into());
         }
         let (or, ow) = pipe()?;
         let (er, ew) = pipe()?;
         io.stdout = Some(ow);
         io.stderr = Some(ew);
-        outputs.push(Output { stream: kind::STDOUT, fd: or });
-        outputs.push(Output { stream: kind::STDERR, fd: er });
+        outputs.push(Output {
+            stream: kind::STDOUT,
+            fd: or,
+        });
+        outputs.push(Output {
+            stream: kind::STDERR,
+            fd: er,
+        });
         None
     };
 
@@ -155,21 +170,35 @@ pub(super) fn run(state_dir: &Path, cfg: &ShimConfig) -> Result<(), RuntimeError
         Ok(v) => v,
         Err(e) => {
             Backend::cleanup_failed(cfg, state_dir);
-            announce(&Ready { pid: None, error: Some(e.to_string()) });
+            announce(&Ready {
+                pid: None,
+                error: Some(e.to_string()),
+            });
             return Err(e);
         }
     };
 
     let mut master = None;
     if let Some(l) = console {
-        let (conn, _) = l.accept().map_err(|e| RuntimeError::io("accept", files::CONSOLE, e))?;
-        let m = crate::sys::recv_fd(conn.as_fd()).map_err(|e| RuntimeError::io("receive pty master", files::CONSOLE, e))?;
+        let (conn, _) = l
+            .accept()
+            .map_err(|e| RuntimeError::io("accept", files::CONSOLE, e))?;
+        let m = crate::sys::recv_fd(conn.as_fd())
+            .map_err(|e| RuntimeError::io("receive pty master", files::CONSOLE, e))?;
         let _ = std::fs::remove_file(files::CONSOLE);
-        let out = m.try_clone().map_err(|e| RuntimeError::io("dup", "pty", e))?;
+        let out = m
+            .try_clone()
+            .map_err(|e| RuntimeError::io("dup", "pty", e))?;
         if cfg.open_stdin {
-            stdin_w = Some(m.try_clone().map_err(|e| RuntimeError::io("dup", "pty", e))?);
+            stdin_w = Some(
+                m.try_clone()
+                    .map_err(|e| RuntimeError::io("dup", "pty", e))?,
+            );
         }
-        outputs.push(Output { stream: kind::STDOUT, fd: out });
+        outputs.push(Output {
+            stream: kind::STDOUT,
+            fd: out,
+        });
         master = Some(m);
     }
     for o in &outputs {
@@ -184,13 +213,17 @@ pub(super) fn run(state_dir: &Path, cfg: &ShimConfig) -> Result<(), RuntimeError
     let mut mask = SigSet::empty();
     mask.add(Signal::SIGCHLD);
     mask.thread_block().map_err(errno_io("sigprocmask"))?;
-    let sigfd = SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC).map_err(errno_io("signalfd"))?;
+    let sigfd = SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
+        .map_err(errno_io("signalfd"))?;
 
     let log = match &cfg.log_path {
         Some(p) => Some(JsonLog::open(p).map_err(|e| RuntimeError::io("open", p, e))?),
         None => None,
     };
-    announce(&Ready { pid: Some(pid), error: None });
+    announce(&Ready {
+        pid: Some(pid),
+        error: None,
+    });
 
     let mut shim = Shim {
         pid,
@@ -219,7 +252,8 @@ impl Shim {
                 return;
             }
             if let Some((_, _, at)) = self.raw_exit {
-                if self.exit.is_none() && (self.outputs.is_empty() || at.elapsed() >= DRAIN_WINDOW) {
+                if self.exit.is_none() && (self.outputs.is_empty() || at.elapsed() >= DRAIN_WINDOW)
+                {
                     self.finalize(state_dir);
                     continue;
                 }
@@ -229,7 +263,11 @@ impl Shim {
             let mut fds: Vec<PollFd<'_>> = Vec::new();
             fds.push(PollFd::new(listener.as_fd(), PollFlags::POLLIN));
             fds.push(PollFd::new(sigfd.as_fd(), PollFlags::POLLIN));
-            let out_flags = if backpressure { PollFlags::empty() } else { PollFlags::POLLIN };
+            let out_flags = if backpressure {
+                PollFlags::empty()
+            } else {
+                PollFlags::POLLIN
+            };
             for o in &self.outputs {
                 fds.push(PollFd::new(o.fd.as_fd(), out_flags));
             }
@@ -249,7 +287,8 @@ impl Shim {
             }
             let timeout = match self.raw_exit {
                 Some((_, _, at)) if self.exit.is_none() => {
-                    PollTimeout::try_from(DRAIN_WINDOW.saturating_sub(at.elapsed())).unwrap_or(PollTimeout::ZERO)
+                    PollTimeout::try_from(DRAIN_WINDOW.saturating_sub(at.elapsed()))
+                        .unwrap_or(PollTimeout::ZERO)
                 }
                 _ => PollTimeout::NONE,
             };
@@ -261,7 +300,10 @@ impl Shim {
                     return;
                 }
             }
-            let ready: Vec<PollFlags> = fds.iter().map(|f| f.revents().unwrap_or(PollFlags::empty())).collect();
+            let ready: Vec<PollFlags> = fds
+                .iter()
+                .map(|f| f.revents().unwrap_or(PollFlags::empty()))
+                .collect();
             drop(fds);
             let n_out = self.outputs.len();
             let mut idx = 2 + n_out + usize::from(stdin_slot);
@@ -344,7 +386,12 @@ impl Shim {
             if stream.set_nonblocking(true).is_err() {
                 continue;
             }
-            let mut c = Client { stream, dec: Decoder::default(), out: Vec::new(), gone: false };
+            let mut c = Client {
+                stream,
+                dec: Decoder::default(),
+                out: Vec::new(),
+                gone: false,
+            };
             c.send(&protocol::encode_control(&Event::Hello {
                 pid: self.pid,
                 started: self.started,
@@ -391,14 +438,20 @@ impl Shim {
         match req {
             Request::Start => {
                 let ev = if self.started {
-                    Event::Started { started_at: now_rfc3339() }
+                    Event::Started {
+                        started_at: now_rfc3339(),
+                    }
                 } else {
                     match self.backend.start() {
                         Ok(()) => {
                             self.started = true;
-                            Event::Started { started_at: now_rfc3339() }
+                            Event::Started {
+                                started_at: now_rfc3339(),
+                            }
                         }
-                        Err(e) => Event::StartFailed { message: e.to_string() },
+                        Err(e) => Event::StartFailed {
+                            message: e.to_string(),
+                        },
                     }
                 };
                 self.clients[ci].send(&protocol::encode_control(&ev));
@@ -476,7 +529,12 @@ impl Shim {
         self.outputs.clear();
         self.stdin = None;
         self.backend.delete();
-        let status = ExitStatus { code, signal, finished_at: now_rfc3339(), oom_killed: false };
+        let status = ExitStatus {
+            code,
+            signal,
+            finished_at: now_rfc3339(),
+            oom_killed: false,
+        };
         let tmp = state_dir.join(".exit.json.tmp");
         let dest = state_dir.join(files::EXIT);
         let written = serde_json::to_vec(&status)

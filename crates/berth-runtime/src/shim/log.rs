@@ -25,7 +25,10 @@ struct Record<'a> {
 impl JsonLog {
     pub(super) fn open(path: &Path) -> std::io::Result<JsonLog> {
         let f = OpenOptions::new().create(true).append(true).open(path)?;
-        Ok(JsonLog { out: BufWriter::with_capacity(64 * 1024, f), partial: [Vec::new(), Vec::new()] })
+        Ok(JsonLog {
+            out: BufWriter::with_capacity(64 * 1024, f),
+            partial: [Vec::new(), Vec::new()],
+        })
     }
 
     /// Adds output of stream 1 (stdout) or 2 (stderr); complete lines are
@@ -90,7 +93,10 @@ mod tests {
         l.write(1, b"lo\nwor");
         l.flush(true);
         let text = std::fs::read_to_string(&p).unwrap();
-        let recs: Vec<serde_json::Value> = text.lines().map(|x| serde_json::from_str(x).unwrap()).collect();
+        let recs: Vec<serde_json::Value> = text
+            .lines()
+            .map(|x| serde_json::from_str(x).unwrap())
+            .collect();
         assert_eq!(recs.len(), 3);
         assert_eq!(recs[0]["log"], "oops\n");
         assert_eq!(recs[0]["stream"], "stderr");

@@ -120,7 +120,12 @@ impl tracing::Subscriber for SimpleStderr {
         }
         let mut v = V(String::new());
         e.record(&mut v);
-        eprintln!("{} {} {}", chrono::Utc::now().to_rfc3339(), e.metadata().level(), v.0);
+        eprintln!(
+            "{} {} {}",
+            chrono::Utc::now().to_rfc3339(),
+            e.metadata().level(),
+            v.0
+        );
     }
     fn enter(&self, _: &tracing::span::Id) {}
     fn exit(&self, _: &tracing::span::Id) {}

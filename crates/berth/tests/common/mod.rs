@@ -25,7 +25,10 @@ pub fn fixtures() -> &'static Path {
         let lock = std::fs::File::create(root.join("target/fixtures.lock")).expect("lock file");
         lock_file(&lock);
         if !dir.join("big-image.tar").exists() {
-            let st = Command::new(root.join("scripts/fixtures.sh")).arg(&dir).status().expect("run fixtures.sh");
+            let st = Command::new(root.join("scripts/fixtures.sh"))
+                .arg(&dir)
+                .status()
+                .expect("run fixtures.sh");
             assert!(st.success(), "scripts/fixtures.sh failed");
         }
         dir
@@ -57,14 +60,22 @@ impl Run {
     /// Asserts success and returns stdout.
     #[track_caller]
     pub fn ok(&self) -> &str {
-        assert_eq!(self.code, 0, "command failed\nstdout: {}\nstderr: {}", self.stdout, self.stderr);
+        assert_eq!(
+            self.code, 0,
+            "command failed\nstdout: {}\nstderr: {}",
+            self.stdout, self.stderr
+        );
         &self.stdout
     }
 
     /// Asserts failure with this exit code; returns stderr.
     #[track_caller]
     pub fn fails(&self, code: i32) -> &str {
-        assert_eq!(self.code, code, "unexpected exit code\nstdout: {}\nstderr: {}", self.stdout, self.stderr);
+        assert_eq!(
+            self.code, code,
+            "unexpected exit code\nstdout: {}\nstderr: {}",
+            self.stdout, self.stderr
+        );
         &self.stderr
     }
 }
@@ -80,10 +91,18 @@ pub struct Daemon {
 impl Daemon {
     /// Starts a daemon on a fresh root and waits until it answers.
     pub fn start() -> Daemon {
-        let dir = tempfile::Builder::new().prefix("bt-").tempdir_in("/tmp").expect("tempdir");
+        let dir = tempfile::Builder::new()
+            .prefix("bt-")
+            .tempdir_in("/tmp")
+            .expect("tempdir");
         let socket = dir.path().join("s.sock");
         let log = dir.path().join("daemon.log");
-        let mut d = Daemon { dir, socket, child: None, log };
+        let mut d = Daemon {
+            dir,
+            socket,
+            child: None,
+            log,
+        };
         d.spawn();
         d
     }
@@ -94,7 +113,11 @@ impl Daemon {
     }
 
     fn spawn(&mut self) {
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log).expect("log");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .expect("log");
         let child = Command::new(berth_bin())
             .arg("daemon")
             .arg("--host")
@@ -120,7 +143,10 @@ impl Daemon {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        panic!("daemon did not answer within 20 s; log:\n{}", self.log_text());
+        panic!(
+            "daemon did not answer within 20 s; log:\n{}",
+            self.log_text()
+        );
     }
 
     /// Kills the daemon with SIGKILL (containers keep running).
@@ -155,13 +181,29 @@ impl Daemon {
     /// Runs `berth ARGS` with `input` on stdin.
     pub fn berth_stdin(&self, args: &[&str], input: Option<&[u8]>) -> Run {
         let mut cmd = Command::new(berth_bin());
-        cmd.args(["-H", &self.host()]).args(args).env("BERTH_NO_AUTOSTART", "1");
+        cmd.args(["-H", &self.host()])
+            .args(args)
+            .env("BERTH_NO_AUTOSTART", "1");
         run_with_input(cmd, input)
     }
 
     /// Runs the real `docker ARGS` against this daemon.
     pub fn docker(&self, args: &[&str]) -> Run {
         self.docker_stdin(args, None)
+    }
+
+    /// Runs the docker 20.10 client (API 1.41) against this daemon.
+    pub fn docker20(&self, args: &[&str]) -> Run {
+        let bin = Path::new(DOCKER_20_10);
+        assert!(
+            bin.exists(),
+            "{DOCKER_20_10} is missing: scripts/deps.sh installs it"
+        );
+        let mut cmd = Command::new(bin);
+        cmd.args(args)
+            .env("DOCKER_HOST", self.host())
+            .env("DOCKER_CONFIG", self.dir.path().join("docker-config"));
+        run_with_input(cmd, None)
     }
 
     /// Runs `docker ARGS` with `input` on stdin.
@@ -185,7 +227,12 @@ impl Daemon {
     }
 
     /// A raw API request; the body is returned whole.
-    pub fn request(&self, method: &str, path: &str, body: Option<&[u8]>) -> std::io::Result<HttpResponse> {
+    pub fn request(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&[u8]>,
+    ) -> std::io::Result<HttpResponse> {
         let mut s = UnixStream::connect(&self.socket)?;
         s.set_read_timeout(Some(Duration::from_secs(60)))?;
         let body = body.unwrap_or_default();
@@ -205,7 +252,10 @@ impl Drop for Daemon {
     fn drop(&mut self) {
         // Containers first, so no mount or process outlives the test.
         if self.child.is_some() {
-            let ids = self.request("GET", "/containers/json?all=1", None).map(|r| r.body_string()).unwrap_or_default();
+            let ids = self
+                .request("GET", "/containers/json?all=1", None)
+                .map(|r| r.body_string())
+                .unwrap_or_default();
             if let Ok(v) = serde_json::from_str::<serde_json::Value>(&ids) {
                 for c in v.as_array().into_iter().flatten() {
                     if let Some(id) = c["Id"].as_str() {
@@ -227,12 +277,20 @@ impl Drop for Daemon {
             let _ = c.wait();
         }
         if std::thread::panicking() {
-            eprintln!("---- daemon log ({}) ----\n{}", self.log.display(), self.log_text());
+            eprintln!(
+                "---- daemon log ({}) ----\n{}",
+                self.log.display(),
+                self.log_text()
+            );
         }
         // Anything still mounted under the temp dir would make its removal fail.
         if let Ok(m) = std::fs::read_to_string("/proc/self/mountinfo") {
             let root = self.dir.path().display().to_string();
-            for target in m.lines().filter_map(|l| l.split(' ').nth(4)).filter(|t| t.starts_with(&root)) {
+            for target in m
+                .lines()
+                .filter_map(|l| l.split(' ').nth(4))
+                .filter(|t| t.starts_with(&root))
+            {
                 let _ = Command::new("umount").arg("-l").arg(target).status();
             }
         }
@@ -240,8 +298,15 @@ impl Drop for Daemon {
 }
 
 fn nix_kill_term(pid: u32) -> std::io::Result<()> {
-    Command::new("kill").arg("-TERM").arg(pid.to_string()).status().map(|_| ())
+    Command::new("kill")
+        .arg("-TERM")
+        .arg(pid.to_string())
+        .status()
+        .map(|_| ())
 }
+
+/// Debian's docker 20.10 client, installed by scripts/deps.sh.
+pub const DOCKER_20_10: &str = "/usr/local/lib/berth-test/docker-20.10";
 
 /// The docker CLI to test against: `docker` on PATH (28.x here).
 pub fn docker_bin() -> PathBuf {
@@ -254,9 +319,13 @@ pub fn docker_bin() -> PathBuf {
 }
 
 fn run_with_input(mut cmd: Command, input: Option<&[u8]>) -> Run {
-    cmd.stdin(if input.is_some() { Stdio::piped() } else { Stdio::null() })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+    cmd.stdin(if input.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    })
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
     let mut child = cmd.spawn().expect("spawn command");
     if let Some(data) = input {
         let mut stdin = child.stdin.take().expect("stdin");
@@ -278,24 +347,41 @@ pub struct HttpResponse {
 
 impl HttpResponse {
     fn parse(raw: &[u8]) -> HttpResponse {
-        let split = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap_or(raw.len());
+        let split = raw
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .unwrap_or(raw.len());
         let head = String::from_utf8_lossy(&raw[..split]).into_owned();
         let mut lines = head.lines();
-        let status = lines.next().and_then(|l| l.split(' ').nth(1)).and_then(|s| s.parse().ok()).unwrap_or(0);
+        let status = lines
+            .next()
+            .and_then(|l| l.split(' ').nth(1))
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
         let headers: Vec<(String, String)> = lines
             .filter_map(|l| l.split_once(':'))
             .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
             .collect();
         let mut body = raw.get(split + 4..).unwrap_or_default().to_vec();
-        if headers.iter().any(|(k, v)| k == "transfer-encoding" && v.contains("chunked")) {
+        if headers
+            .iter()
+            .any(|(k, v)| k == "transfer-encoding" && v.contains("chunked"))
+        {
             body = dechunk(&body);
         }
-        HttpResponse { status, headers, body }
+        HttpResponse {
+            status,
+            headers,
+            body,
+        }
     }
 
     /// A header's value.
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k == &name.to_ascii_lowercase()).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(k, _)| k == &name.to_ascii_lowercase())
+            .map(|(_, v)| v.as_str())
     }
 
     /// The body as text.
@@ -305,14 +391,16 @@ impl HttpResponse {
 
     /// The body as JSON.
     pub fn json(&self) -> serde_json::Value {
-        serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body_string()))
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body_string()))
     }
 }
 
 fn dechunk(mut b: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
     while let Some(eol) = b.windows(2).position(|w| w == b"\r\n") {
-        let size = usize::from_str_radix(String::from_utf8_lossy(&b[..eol]).trim(), 16).unwrap_or(0);
+        let size =
+            usize::from_str_radix(String::from_utf8_lossy(&b[..eol]).trim(), 16).unwrap_or(0);
         if size == 0 {
             break;
         }
