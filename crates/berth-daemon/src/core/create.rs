@@ -8,7 +8,6 @@ use berth_api::StrSlice;
 
 use super::container::{Container, Record, State, ZERO_TIME};
 use super::{etc_files, names, new_id, now_rfc3339, Daemon};
-use crate::config::BUILTIN_RUNTIME;
 use crate::error::{DaemonError, Result};
 
 /// A create request: `?name=` and the body.
@@ -126,6 +125,7 @@ impl Daemon {
             host_config.restart_policy.name = "no".into();
         }
         host_config.runtime = runtime.clone();
+        let warnings = super::spec_map::validate(&config, &host_config)?;
 
         let id = new_id();
         if config.hostname.is_empty() {
@@ -174,10 +174,9 @@ impl Daemon {
                 other => other,
             });
         }
-        let _ = BUILTIN_RUNTIME;
         self.insert(Arc::new(Container::new(rec)));
         tracing::debug!(%id, %name, "container created");
-        Ok((id, Vec::new()))
+        Ok((id, warnings))
     }
 
     fn check_name_free(&self, name: &str) -> Result<()> {

@@ -9,6 +9,7 @@ pub mod logs;
 mod names;
 mod remove;
 mod restore;
+mod spec_map;
 mod start;
 mod stop;
 pub mod view;

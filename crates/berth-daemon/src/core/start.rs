@@ -7,12 +7,12 @@ use berth_image::mount::{unmount, RootfsDirs};
 use berth_runtime::driver::{self, ShimMessage};
 use berth_runtime::protocol::{Event, ExitStatus, Request};
 use berth_runtime::shim::{self, ShimConfig};
-use berth_runtime::spec::{self, BindMount, ContainerSpec};
+use berth_runtime::spec;
 use berth_runtime::user;
 use tokio::sync::mpsc::UnboundedReceiver;
 
 use super::container::{AttachMsg, Container, Status, StdinMsg};
-use super::{now_rfc3339, Daemon};
+use super::{now_rfc3339, spec_map, Daemon};
 use crate::error::{DaemonError, Result};
 
 const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -138,40 +138,7 @@ impl Daemon {
         if !env.iter().any(|e| e.starts_with("HOME=")) {
             env.push(format!("HOME={}", u.home));
         }
-        let mut args = vec![rec.path.clone()];
-        args.extend(rec.args.iter().cloned());
-        let binds = ["hostname", "hosts", "resolv.conf"]
-            .iter()
-            .map(|f| BindMount {
-                source: dir.join(f),
-                destination: format!("/etc/{f}"),
-                readonly: false,
-            })
-            .collect();
-        let cs = ContainerSpec {
-            id: c.id.clone(),
-            rootfs: rootfs.clone(),
-            args,
-            env,
-            cwd,
-            uid: u.uid,
-            gid: u.gid,
-            additional_gids: u.additional_gids,
-            hostname: config.hostname.clone(),
-            tty: config.tty,
-            readonly_rootfs: hc.readonly_rootfs,
-            privileged: hc.privileged,
-            cgroups_path: format!("/{}/{}", self.cfg.cgroup_parent, c.id),
-            binds,
-            shm_size: hc.shm_size.max(0) as u64,
-            network: if hc.network_mode == "host" {
-                spec::NetworkNs::Host
-            } else {
-                spec::NetworkNs::New
-            },
-            cap_add: hc.cap_add.clone().unwrap_or_default(),
-            cap_drop: hc.cap_drop.clone().unwrap_or_default(),
-        };
+        let cs = spec_map::container_spec(&self.cfg, &rec, &rootfs, &dir, u, env, cwd);
         let oci = spec::build(&cs).map_err(|e| internal(e.into()))?;
         spec::write_bundle(&dir, &oci).map_err(|e| internal(e.into()))?;
         phase("bundle written");
