@@ -223,15 +223,30 @@ pub(crate) async fn stream(conn: Hijacked, opts: StreamOpts) -> io::Result<Strea
     result
 }
 
-/// How long `wait_exit` waits for the wait answer's headers before going
-/// on anyway (a daemon should send them at once).
+/// The query of `POST /containers/{id}/attach` as docker's
+/// `ContainerAttach` builds it (`detachKeys` only when given).
+pub(crate) fn attach_query(stdin: bool, stdout: bool, stderr: bool, detach_keys: &str) -> Query {
+    Query::new()
+        .add("stream", "1")
+        .add_if(stdin, "stdin", "1")
+        .add_if(stdout, "stdout", "1")
+        .add_if(stderr, "stderr", "1")
+        .add_nonempty("detachKeys", detach_keys)
+}
+
+/// How long a wait request waits for the answer's headers before going on
+/// anyway (a daemon should send them at once).
 const WAIT_HEADERS_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
 
-/// Sends `POST /containers/{id}/wait?condition=…` on its own connection and
-/// waits for the answer headers (so the daemon is watching before `start`,
-/// at most a second); the returned task yields the exit code (125 when
-/// waiting failed, as docker).
-pub(crate) async fn wait_exit(client: &Arc<Client>, id: &str, condition: &str) -> JoinHandle<i32> {
+/// Sends `POST /containers/{id}/wait[?condition=…]` on its own connection
+/// and waits for the answer headers (so the daemon is watching before what
+/// comes next, at most a second), as docker's `ContainerWait` does; the
+/// returned task yields `map` of the daemon's answer.
+async fn spawn_wait<T, F>(client: &Arc<Client>, id: &str, condition: &str, map: F) -> JoinHandle<T>
+where
+    T: Send + 'static,
+    F: FnOnce(Result<WaitResponse, ClientError>) -> T + Send + 'static,
+{
     let query = Query::new().add_nonempty("condition", condition);
     let path = format!("/containers/{id}/wait");
     let client = Arc::clone(client);
@@ -239,62 +254,113 @@ pub(crate) async fn wait_exit(client: &Arc<Client>, id: &str, condition: &str) -
     let task = tokio::spawn(async move {
         let resp = client.post(&path, &query).await;
         let _ = headers_tx.send(());
-        let resp = match resp {
-            Ok(r) => r,
-            Err(e) => {
-                eprintln!("error waiting for container: {e}");
-                return 125;
-            }
-        };
-        let mut stream = JsonStream::new(resp);
-        match stream.next::<WaitResponse>().await {
-            Some(Ok(w)) => match w.error {
-                Some(err) if !err.message.is_empty() => {
-                    eprintln!("Error waiting for container: {}", err.message);
-                    125
-                }
-                _ => w.status_code as i32,
+        let answer = match resp {
+            Ok(r) => match JsonStream::new(r).next::<WaitResponse>().await {
+                Some(w) => w,
+                None => Err(ClientError::Stream("unexpected EOF".into())),
             },
-            Some(Err(e)) => {
-                eprintln!("error waiting for container: {e}");
-                125
-            }
-            None => {
-                eprintln!("error waiting for container: unexpected EOF");
-                125
-            }
-        }
+            Err(e) => Err(e),
+        };
+        map(answer)
     });
     let _ = tokio::time::timeout(WAIT_HEADERS_TIMEOUT, headers_rx).await;
     task
 }
 
-/// `POST /containers/{id}/resize` with our terminal size; errors (the
-/// container already exited) are ignored, as docker does.
-pub(crate) async fn resize(client: &Client, id: &str) {
-    let (h, w) = tty::size();
-    if h == 0 && w == 0 {
-        return;
-    }
-    let q = Query::new().add("h", h.to_string()).add("w", w.to_string());
-    let _ = client
-        .post_ok(&format!("/containers/{id}/resize"), &q)
-        .await;
+/// The wait request of `attach` (no condition): the daemon's answer as is.
+pub(crate) async fn wait_request(
+    client: &Arc<Client>,
+    id: &str,
+    condition: &str,
+) -> JoinHandle<Result<WaitResponse, ClientError>> {
+    spawn_wait(client, id, condition, |answer| answer).await
 }
 
-/// Resizes now and on every SIGWINCH until the task is dropped.
-pub(crate) fn monitor_size(client: Arc<Client>, id: String) -> JoinHandle<()> {
+/// The wait request of `run` and `start -a`: the task yields the exit code
+/// (125 when waiting failed, as docker, after printing why).
+pub(crate) async fn wait_exit(client: &Arc<Client>, id: &str, condition: &str) -> JoinHandle<i32> {
+    spawn_wait(client, id, condition, |answer| match answer {
+        Ok(w) => match w.error {
+            Some(err) if !err.message.is_empty() => {
+                eprintln!("Error waiting for container: {}", err.message);
+                125
+            }
+            _ => w.status_code as i32,
+        },
+        Err(e) => {
+            eprintln!("error waiting for container: {e}");
+            125
+        }
+    })
+    .await
+}
+
+/// The resize endpoint of a container (`/containers/{id}`) or of an exec
+/// (`/exec/{id}`): `{base}/resize?h=…&w=…`.
+pub(crate) fn container_base(id: &str) -> String {
+    format!("/containers/{id}")
+}
+
+/// `POST {base}/resize?h=&w=`; nothing is sent for a 0×0 size (no
+/// terminal), as docker's `resizeTtyTo`.
+pub(crate) async fn resize_to(
+    client: &Client,
+    base: &str,
+    h: u16,
+    w: u16,
+) -> Result<(), ClientError> {
+    if h == 0 && w == 0 {
+        return Ok(());
+    }
+    let q = Query::new().add("h", h.to_string()).add("w", w.to_string());
+    client.post_ok(&format!("{base}/resize"), &q).await
+}
+
+/// Resizes to our terminal's size.
+async fn resize(client: &Client, base: &str) -> Result<(), ClientError> {
+    let (h, w) = tty::size();
+    resize_to(client, base, h, w).await
+}
+
+/// docker's `MonitorTtySize`: resizes now (retrying up to 10 times, 10 ms
+/// more each time, while the process may not have started yet; then
+/// "failed to resize tty, using default size"), and on every SIGWINCH
+/// until the task is dropped. Later errors are ignored.
+pub(crate) fn monitor_size(client: Arc<Client>, base: String) -> JoinHandle<()> {
     tokio::spawn(async move {
-        resize(&client, &id).await;
+        if resize(&client, &base).await.is_err() {
+            let mut ok = false;
+            for retry in 0..10u64 {
+                tokio::time::sleep(std::time::Duration::from_millis((retry + 1) * 10)).await;
+                if resize(&client, &base).await.is_ok() {
+                    ok = true;
+                    break;
+                }
+            }
+            if !ok {
+                eprintln!("failed to resize tty, using default size");
+            }
+        }
         let Ok(mut winch) =
             tokio::signal::unix::signal(tokio::signal::unix::SignalKind::window_change())
         else {
             return;
         };
         while winch.recv().await.is_some() {
-            resize(&client, &id).await;
+            let _ = resize(&client, &base).await;
         }
     })
+}
+
+/// Aborts a helper task (signal proxy, resize watcher) when the session
+/// that needs it ends.
+#[derive(Debug)]
+pub(crate) struct TaskGuard(pub(crate) JoinHandle<()>);
+
+impl Drop for TaskGuard {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// Signals forwarded to the container by `--sig-proxy` (the rest are
@@ -355,6 +421,18 @@ mod tests {
         }
         assert_eq!(split.out, b"out1\nout2\n");
         assert_eq!(split.err, b"err1\n");
+    }
+
+    #[test]
+    fn attach_queries_like_docker() {
+        assert_eq!(
+            attach_query(true, true, true, "").encode(),
+            "stderr=1&stdin=1&stdout=1&stream=1"
+        );
+        assert_eq!(
+            attach_query(false, true, true, "ctrl-x,y").encode(),
+            "detachKeys=ctrl-x%2Cy&stderr=1&stdout=1&stream=1"
+        );
     }
 
     #[test]

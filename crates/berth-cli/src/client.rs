@@ -213,6 +213,25 @@ pub(crate) fn path_escape(s: &str) -> String {
     out
 }
 
+/// A JSON request body byte for byte as docker's `json.NewEncoder(…).Encode`
+/// writes it: `<`, `>`, `&`, U+2028 and U+2029 escaped, and a final newline.
+pub(crate) fn json_body<B: Serialize + ?Sized>(body: &B) -> Result<Vec<u8>, serde_json::Error> {
+    let text = serde_json::to_string(body)?;
+    let mut out = String::with_capacity(text.len() + 1);
+    for c in text.chars() {
+        match c {
+            '<' => out.push_str("\\u003c"),
+            '>' => out.push_str("\\u003e"),
+            '&' => out.push_str("\\u0026"),
+            '\u{2028}' => out.push_str("\\u2028"),
+            '\u{2029}' => out.push_str("\\u2029"),
+            c => out.push(c),
+        }
+    }
+    out.push('\n');
+    Ok(out.into_bytes())
+}
+
 /// An empty body.
 pub(crate) fn empty_body() -> Body {
     Empty::<Bytes>::new()
@@ -284,6 +303,15 @@ impl Client {
     /// The API version in use (`1.45`, or lower after negotiation).
     pub(crate) fn api_version(&self) -> &str {
         &self.version
+    }
+
+    /// True when the negotiated version is at least `v` (docker's
+    /// `versions.GreaterThanOrEqualTo(ClientVersion(), v)`).
+    pub(crate) fn api_at_least(&self, v: &str) -> bool {
+        match (ApiVersion::parse(&self.version), ApiVersion::parse(v)) {
+            (Some(ours), Some(min)) => ours >= min,
+            _ => false,
+        }
     }
 
     /// Pings and settles the API version as docker does: the lower of ours
@@ -400,11 +428,25 @@ impl Client {
         query: &Query,
         body: &B,
     ) -> Result<T, ClientError> {
-        let payload = Payload::Json(serde_json::to_vec(body)?);
+        let payload = Payload::Json(json_body(body)?);
         let resp = self
             .request(Method::POST, path, query, payload, &[])
             .await?;
         Ok(serde_json::from_slice(&read_body(resp).await?)?)
+    }
+
+    /// `POST` a JSON body, answer discarded.
+    pub(crate) async fn post_json_ok<B: Serialize>(
+        &self,
+        path: &str,
+        query: &Query,
+        body: &B,
+    ) -> Result<(), ClientError> {
+        let payload = Payload::Json(json_body(body)?);
+        let resp = self
+            .request(Method::POST, path, query, payload, &[])
+            .await?;
+        read_body(resp).await.map(|_| ())
     }
 
     /// `DELETE`, the whole answer.
@@ -789,6 +831,15 @@ mod tests {
     }
 
     #[test]
+    fn json_bodies_like_go_encoder() {
+        let body = serde_json::json!({"Cmd": ["sh", "-c", "echo a > b && c <x>"]});
+        assert_eq!(
+            String::from_utf8(json_body(&body).unwrap()).unwrap(),
+            "{\"Cmd\":[\"sh\",\"-c\",\"echo a \\u003e b \\u0026\\u0026 c \\u003cx\\u003e\"]}\n"
+        );
+    }
+
+    #[test]
     fn paths_keep_names_unescaped() {
         assert_eq!(
             path_escape("/images/127.0.0.1:5000/app:v1/json"),
@@ -812,4 +863,4 @@ mod tests {
 
 #[cfg(test)]
 #[path = "client_socket_tests.rs"]
-mod socket_tests;
+pub(crate) mod socket_tests;

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use berth_api::stream::{frame, StreamKind};
 use bytes::Bytes;
 use http_body_util::Full;
-use hyper::body::Incoming;
+use hyper::header::HeaderMap;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
@@ -19,19 +19,56 @@ use tokio::net::UnixListener;
 use super::*;
 use crate::attach::Splitter;
 
-#[derive(Default)]
-struct Seen {
-    requests: Mutex<Vec<String>>,
-    connections: AtomicUsize,
+/// One request the fake daemon received.
+#[derive(Debug, Clone)]
+pub(crate) struct Recorded {
+    /// `POST /v1.41/containers/x/attach?stream=1`.
+    pub(crate) line: String,
+    /// Its headers.
+    pub(crate) headers: HeaderMap,
+    /// Its body.
+    pub(crate) body: Bytes,
 }
 
-/// Starts the fake daemon; `api` is its `Api-Version` (None: no header),
-/// `head_ok` whether `HEAD /_ping` is answered 200 (else 405).
-fn fake_daemon(
-    dir: &std::path::Path,
-    api: Option<&'static str>,
-    head_ok: bool,
-) -> (Host, Arc<Seen>) {
+/// What the fake daemon saw.
+#[derive(Debug, Default)]
+pub(crate) struct Seen {
+    /// Every request, in order of arrival.
+    pub(crate) recorded: Mutex<Vec<Recorded>>,
+    /// Connections accepted.
+    pub(crate) connections: AtomicUsize,
+}
+
+impl Seen {
+    /// The request lines, in order.
+    pub(crate) fn lines(&self) -> Vec<String> {
+        self.recorded
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|r| r.line.clone())
+            .collect()
+    }
+
+    /// The request whose line starts with `prefix`.
+    pub(crate) fn find(&self, prefix: &str) -> Option<Recorded> {
+        self.recorded
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|r| r.line.starts_with(prefix))
+            .cloned()
+    }
+}
+
+/// Answers one request: its record, and the request itself (body already
+/// read) for `hyper::upgrade::on`.
+pub(crate) type Handler =
+    Arc<dyn Fn(&Recorded, Request<()>) -> Response<Full<Bytes>> + Send + Sync>;
+
+/// A daemon on `dir/berth.sock` answering with `handler`; `/_ping` is
+/// answered by the caller's handler too.
+pub(crate) fn serve(dir: &std::path::Path, handler: Handler) -> (Host, Arc<Seen>) {
     let path = dir.join("berth.sock");
     let listener = UnixListener::bind(&path).unwrap();
     let seen = Arc::new(Seen::default());
@@ -43,10 +80,32 @@ fn fake_daemon(
             };
             seen2.connections.fetch_add(1, Ordering::SeqCst);
             let seen3 = Arc::clone(&seen2);
+            let handler = Arc::clone(&handler);
             tokio::spawn(async move {
                 let svc = service_fn(move |req: Request<Incoming>| {
                     let seen = Arc::clone(&seen3);
-                    async move { Ok::<_, std::convert::Infallible>(handle(req, api, head_ok, &seen)) }
+                    let handler = Arc::clone(&handler);
+                    async move {
+                        let (parts, body) = req.into_parts();
+                        let body = body
+                            .collect()
+                            .await
+                            .map(|b| b.to_bytes())
+                            .unwrap_or_default();
+                        let target = parts
+                            .uri
+                            .path_and_query()
+                            .map(|p| p.to_string())
+                            .unwrap_or_default();
+                        let rec = Recorded {
+                            line: format!("{} {target}", parts.method),
+                            headers: parts.headers.clone(),
+                            body,
+                        };
+                        seen.recorded.lock().unwrap().push(rec.clone());
+                        let resp = handler(&rec, Request::from_parts(parts, ()));
+                        Ok::<_, std::convert::Infallible>(resp)
+                    }
                 });
                 let _ = http1::Builder::new()
                     .serve_connection(TokioIo::new(stream), svc)
@@ -61,25 +120,67 @@ fn fake_daemon(
     )
 }
 
-fn handle(
-    req: Request<Incoming>,
+/// A response with `status` and a JSON body.
+pub(crate) fn json_response(status: u16, body: &str) -> Response<Full<Bytes>> {
+    let mut resp = Response::new(Full::new(Bytes::from(format!("{body}\n"))));
+    *resp.status_mut() = StatusCode::from_u16(status).unwrap();
+    resp.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    resp.headers_mut()
+        .insert("Api-Version", HeaderValue::from_static("1.41"));
+    resp
+}
+
+/// `101 UPGRADED`; `then` runs on the raw stream once the client has it.
+pub(crate) fn upgrade<F, Fut>(req: Request<()>, then: F) -> Response<Full<Bytes>>
+where
+    F: FnOnce(Hijacked) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    let mut resp = Response::new(Full::new(Bytes::new()));
+    *resp.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    resp.headers_mut()
+        .insert("Upgrade", HeaderValue::from_static("tcp"));
+    resp.headers_mut()
+        .insert("Connection", HeaderValue::from_static("Upgrade"));
+    tokio::spawn(async move {
+        let upgraded = hyper::upgrade::on(req).await.unwrap();
+        then(TokioIo::new(upgraded)).await;
+    });
+    resp
+}
+
+/// A negotiated client (API 1.41) of the daemon at `host`.
+pub(crate) async fn client_for(host: Host) -> Client {
+    let mut client = Client::new(host, false);
+    client.negotiate().await.unwrap();
+    client
+}
+
+/// Starts the fake daemon of the client tests; `api` is its `Api-Version`
+/// (None: no header), `head_ok` whether `HEAD /_ping` is answered 200
+/// (else 405).
+fn fake_daemon(
+    dir: &std::path::Path,
     api: Option<&'static str>,
     head_ok: bool,
-    seen: &Seen,
+) -> (Host, Arc<Seen>) {
+    serve(
+        dir,
+        Arc::new(move |rec: &Recorded, req: Request<()>| handle(rec, req, api, head_ok)),
+    )
+}
+
+fn handle(
+    rec: &Recorded,
+    req: Request<()>,
+    api: Option<&'static str>,
+    head_ok: bool,
 ) -> Response<Full<Bytes>> {
-    let target = req
-        .uri()
-        .path_and_query()
-        .map(|p| p.to_string())
-        .unwrap_or_default();
-    let conn_hdr = req
-        .headers()
+    let conn_hdr = rec
+        .headers
         .get("connection")
         .map(|v| v.to_str().unwrap_or("").to_string());
-    seen.requests
-        .lock()
-        .unwrap()
-        .push(format!("{} {target}", req.method()));
     let mut resp = Response::new(Full::new(Bytes::new()));
     if let Some(v) = api {
         resp.headers_mut()
@@ -105,14 +206,7 @@ fn handle(
         }
         ("POST", "/v1.41/containers/x/attach") => {
             assert_eq!(conn_hdr.as_deref(), Some("Upgrade"));
-            *resp.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
-            resp.headers_mut()
-                .insert("Upgrade", HeaderValue::from_static("tcp"));
-            resp.headers_mut()
-                .insert("Connection", HeaderValue::from_static("Upgrade"));
-            tokio::spawn(async move {
-                let upgraded = hyper::upgrade::on(req).await.unwrap();
-                let mut io = TokioIo::new(upgraded);
+            return upgrade(req, |mut io| async move {
                 // Read the client's stdin up to its half-close, then answer
                 // on both streams and close.
                 let mut input = Vec::new();
@@ -139,10 +233,7 @@ async fn negotiation_follows_api_version_and_keeps_the_connection() {
     assert_eq!(client.api_version(), "1.41");
     let v = client.get_bytes("/version", &Query::new()).await.unwrap();
     assert_eq!(&v[..], br#"{"Version":"0.1.0"}"#);
-    assert_eq!(
-        *seen.requests.lock().unwrap(),
-        vec!["HEAD /_ping", "GET /v1.41/version"]
-    );
+    assert_eq!(seen.lines(), vec!["HEAD /_ping", "GET /v1.41/version"]);
     assert_eq!(
         seen.connections.load(Ordering::SeqCst),
         1,
@@ -159,7 +250,7 @@ async fn ping_falls_back_to_get_and_to_1_24() {
     assert_eq!(client.api_version(), "1.24");
     client.get_bytes("/version", &Query::new()).await.unwrap();
     assert_eq!(
-        *seen.requests.lock().unwrap(),
+        seen.lines(),
         vec!["HEAD /_ping", "GET /_ping", "GET /v1.24/version"]
     );
 }
@@ -228,7 +319,7 @@ async fn hijack_half_close_and_demux() {
     let (out, err) = split.into_parts();
     assert_eq!(out, b"got: hello\n");
     assert_eq!(err, b"warning\n");
-    assert!(seen.requests.lock().unwrap().contains(
+    assert!(seen.lines().contains(
         &"POST /v1.41/containers/x/attach?stderr=1&stdin=1&stdout=1&stream=1".to_string()
     ));
     let e = client

@@ -28,16 +28,23 @@ use std::sync::Arc;
 use clap::{CommandFactory, Parser, Subcommand};
 
 use client::{Client, ClientError, Host, DEFAULT_HOST};
+use commands::attach::AttachArgs;
 use commands::create::CreateArgs;
+use commands::events::EventsArgs;
+use commands::exec::ExecArgs;
 use commands::image_io::{ImportArgs, LoadArgs, PullArgs, SaveArgs};
 use commands::images::{HistoryArgs, ImagesArgs, RmiArgs, TagArgs};
 use commands::inspect::{InspectArgs, TypedInspectArgs};
-use commands::lifecycle::{KillArgs, RenameArgs, RmArgs, StopArgs, WaitArgs};
+use commands::lifecycle::{KillArgs, PauseArgs, RenameArgs, RmArgs, StopArgs, WaitArgs};
 use commands::logs::LogsArgs;
+use commands::port::PortArgs;
 use commands::ps::PsArgs;
 use commands::run::RunArgs;
 use commands::start::StartArgs;
+use commands::stats::StatsArgs;
 use commands::system::{InfoArgs, VersionArgs};
+use commands::top::TopArgs;
+use commands::update::UpdateArgs;
 use commands::{CmdResult, Ctx, StatusError};
 
 /// `berth [OPTIONS] COMMAND`.
@@ -95,14 +102,25 @@ enum Command {
         #[command(subcommand)]
         cmd: ImageCmd,
     },
+    /// Manage berth
+    System {
+        #[command(subcommand)]
+        cmd: SystemCmd,
+    },
     /// Run the berth daemon
     #[command(disable_help_flag = true)]
     Daemon {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+    /// Attach local standard input, output, and error streams to a running container
+    Attach(AttachArgs),
     /// Create a new container
     Create(CreateArgs),
+    /// Get real time events from the server
+    Events(EventsArgs),
+    /// Execute a command in a running container
+    Exec(ExecArgs),
     /// Show the history of an image
     History(HistoryArgs),
     /// Import the contents from a tarball to create a filesystem image
@@ -115,6 +133,10 @@ enum Command {
     Load(LoadArgs),
     /// Fetch the logs of a container
     Logs(LogsArgs),
+    /// Pause all processes within one or more containers
+    Pause(PauseArgs),
+    /// List port mappings or a specific mapping for the container
+    Port(PortArgs),
     /// Rename a container
     Rename(RenameArgs),
     /// Restart one or more containers
@@ -127,18 +149,30 @@ enum Command {
     Save(SaveArgs),
     /// Start one or more stopped containers
     Start(StartArgs),
+    /// Display a live stream of container(s) resource usage statistics
+    Stats(StatsArgs),
     /// Stop one or more running containers
     Stop(StopArgs),
     /// Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE
     Tag(TagArgs),
+    /// Display the running processes of a container
+    Top(TopArgs),
+    /// Unpause all processes within one or more containers
+    Unpause(PauseArgs),
+    /// Update configuration of one or more containers
+    Update(UpdateArgs),
     /// Block until one or more containers stop, then print their exit codes
     Wait(WaitArgs),
 }
 
 #[derive(Debug, Subcommand)]
 enum ContainerCmd {
+    /// Attach local standard input, output, and error streams to a running container
+    Attach(AttachArgs),
     /// Create a new container
     Create(CreateArgs),
+    /// Execute a command in a running container
+    Exec(ExecArgs),
     /// Display detailed information on one or more containers
     Inspect(TypedInspectArgs),
     /// Kill one or more running containers
@@ -148,6 +182,10 @@ enum ContainerCmd {
     /// List containers
     #[command(visible_aliases = ["list", "ps"])]
     Ls(PsArgs),
+    /// Pause all processes within one or more containers
+    Pause(PauseArgs),
+    /// List port mappings or a specific mapping for the container
+    Port(PortArgs),
     /// Rename a container
     Rename(RenameArgs),
     /// Restart one or more containers
@@ -159,10 +197,26 @@ enum ContainerCmd {
     Run(RunArgs),
     /// Start one or more stopped containers
     Start(StartArgs),
+    /// Display a live stream of container(s) resource usage statistics
+    Stats(StatsArgs),
     /// Stop one or more running containers
     Stop(StopArgs),
+    /// Display the running processes of a container
+    Top(TopArgs),
+    /// Unpause all processes within one or more containers
+    Unpause(PauseArgs),
+    /// Update configuration of one or more containers
+    Update(UpdateArgs),
     /// Block until one or more containers stop, then print their exit codes
     Wait(WaitArgs),
+}
+
+#[derive(Debug, Subcommand)]
+enum SystemCmd {
+    /// Get real time events from the server
+    Events(EventsArgs),
+    /// Display system-wide information
+    Info(InfoArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -286,8 +340,50 @@ async fn run(host_flag: Option<String>, debug: bool, command: Command) -> i32 {
 }
 
 async fn dispatch(ctx: &Ctx, command: Command) -> CmdResult {
-    use commands::{create, image_io, images, inspect, lifecycle, logs, ps, run, start, system};
+    use commands::{
+        attach, create, events, exec, image_io, images, inspect, lifecycle, logs, port, ps, run,
+        start, stats, system, top, update,
+    };
     match command {
+        Command::Exec(a) => exec::exec(ctx, &a, "exec").await,
+        Command::Container {
+            cmd: ContainerCmd::Exec(a),
+        } => exec::exec(ctx, &a, "container exec").await,
+        Command::Attach(a) => attach::attach(ctx, &a, "attach").await,
+        Command::Container {
+            cmd: ContainerCmd::Attach(a),
+        } => attach::attach(ctx, &a, "container attach").await,
+        Command::Top(a) => top::top(ctx, &a, "top").await,
+        Command::Container {
+            cmd: ContainerCmd::Top(a),
+        } => top::top(ctx, &a, "container top").await,
+        Command::Stats(a)
+        | Command::Container {
+            cmd: ContainerCmd::Stats(a),
+        } => stats::stats(ctx, &a).await,
+        Command::Update(a) => update::update(ctx, &a, "update").await,
+        Command::Container {
+            cmd: ContainerCmd::Update(a),
+        } => update::update(ctx, &a, "container update").await,
+        Command::Pause(a) => lifecycle::pause(ctx, &a, "pause", "pause").await,
+        Command::Container {
+            cmd: ContainerCmd::Pause(a),
+        } => lifecycle::pause(ctx, &a, "pause", "container pause").await,
+        Command::Unpause(a) => lifecycle::pause(ctx, &a, "unpause", "unpause").await,
+        Command::Container {
+            cmd: ContainerCmd::Unpause(a),
+        } => lifecycle::pause(ctx, &a, "unpause", "container unpause").await,
+        Command::Port(a) => port::port(ctx, &a, "port").await,
+        Command::Container {
+            cmd: ContainerCmd::Port(a),
+        } => port::port(ctx, &a, "container port").await,
+        Command::Events(a)
+        | Command::System {
+            cmd: SystemCmd::Events(a),
+        } => events::events(ctx, &a).await,
+        Command::System {
+            cmd: SystemCmd::Info(a),
+        } => system::info(ctx, &a).await,
         Command::Run(a)
         | Command::Container {
             cmd: ContainerCmd::Run(a),
@@ -483,6 +579,70 @@ mod tests {
             panic!()
         };
         assert!(h.human);
+    }
+
+    #[test]
+    fn container_verbs_and_their_container_spellings() {
+        let parse = |a: &[&str]| {
+            Cli::try_parse_from(std::iter::once("berth").chain(a.iter().copied()))
+                .unwrap()
+                .command
+                .unwrap()
+        };
+        let Command::Exec(e) = parse(&["exec", "-it", "-e", "A=1", "web", "ls", "-la"]) else {
+            panic!()
+        };
+        assert!(e.interactive && e.tty);
+        assert_eq!(e.args, vec!["web", "ls", "-la"]);
+        let Command::Top(t) = parse(&["top", "web", "-ef"]) else {
+            panic!()
+        };
+        assert_eq!(t.args, vec!["web", "-ef"]);
+        assert!(matches!(
+            parse(&["container", "exec", "web", "true"]),
+            Command::Container {
+                cmd: ContainerCmd::Exec(_)
+            }
+        ));
+        assert!(matches!(
+            parse(&["container", "attach", "--sig-proxy=false", "web"]),
+            Command::Container {
+                cmd: ContainerCmd::Attach(_)
+            }
+        ));
+        assert!(matches!(
+            parse(&["container", "stats", "--no-stream", "-a"]),
+            Command::Container {
+                cmd: ContainerCmd::Stats(_)
+            }
+        ));
+        assert!(matches!(
+            parse(&["container", "update", "-m", "1g", "web"]),
+            Command::Container {
+                cmd: ContainerCmd::Update(_)
+            }
+        ));
+        assert!(matches!(
+            parse(&["container", "unpause", "web"]),
+            Command::Container {
+                cmd: ContainerCmd::Unpause(_)
+            }
+        ));
+        assert!(matches!(
+            parse(&["container", "port", "web", "80/tcp"]),
+            Command::Container {
+                cmd: ContainerCmd::Port(_)
+            }
+        ));
+        assert!(matches!(
+            parse(&["system", "events", "--since", "1m", "-f", "type=container"]),
+            Command::System {
+                cmd: SystemCmd::Events(_)
+            }
+        ));
+        assert!(matches!(parse(&["pause", "a", "b"]), Command::Pause(_)));
+        let e = Cli::try_parse_from(["berth", "events", "extra"]).unwrap_err();
+        assert_eq!(e.kind(), clap::error::ErrorKind::UnknownArgument);
     }
 
     #[test]

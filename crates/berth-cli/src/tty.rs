@@ -16,6 +16,20 @@ pub(crate) fn stdout_is_tty() -> bool {
     io::stdout().is_terminal()
 }
 
+/// docker's `In().CheckTty`: attaching stdin to a container's TTY needs
+/// our stdin to be a terminal (a pipe cannot be put in raw mode).
+pub(crate) fn check_tty(attach_stdin: bool, tty: bool) -> Result<(), NotATty> {
+    if tty && attach_stdin && !stdin_is_tty() {
+        return Err(NotATty);
+    }
+    Ok(())
+}
+
+/// Stdin is not a terminal while a TTY is wanted.
+#[derive(Debug, thiserror::Error)]
+#[error("the input device is not a TTY")]
+pub(crate) struct NotATty;
+
 /// `(height, width)` of the terminal on standard output; `(0, 0)` when it
 /// is not a terminal (docker's `Out().GetTtySize()`).
 pub(crate) fn size() -> (u16, u16) {

@@ -29,8 +29,16 @@ pub(crate) fn usage_line(path: &str) -> &'static str {
         "logs" | "container logs" => "[OPTIONS] CONTAINER",
         "rename" | "container rename" => "CONTAINER NEW_NAME",
         "tag" | "image tag" => "SOURCE_IMAGE[:TAG] TARGET_IMAGE[:TAG]",
-        "wait" | "container wait" => "CONTAINER [CONTAINER...]",
-        "container" | "image" => "COMMAND",
+        "wait" | "container wait" | "pause" | "container pause" | "unpause"
+        | "container unpause" => "CONTAINER [CONTAINER...]",
+        "exec" | "container exec" => "[OPTIONS] CONTAINER COMMAND [ARG...]",
+        "attach" | "container attach" => "[OPTIONS] CONTAINER",
+        "top" | "container top" => "CONTAINER [ps OPTIONS]",
+        "stats" | "container stats" => "[OPTIONS] [CONTAINER...]",
+        "update" | "container update" => "[OPTIONS] CONTAINER [CONTAINER...]",
+        "port" | "container port" => "CONTAINER [PRIVATE_PORT[/PROTO]]",
+        "events" | "system events" => "[OPTIONS]",
+        "container" | "image" | "system" => "COMMAND",
         "" => "[OPTIONS] COMMAND",
         _ => "[OPTIONS]",
     }

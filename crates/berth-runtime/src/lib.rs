@@ -10,9 +10,11 @@
 //! writes its log, reaps it and records its exit status, so the daemon can be
 //! restarted without touching running containers.
 
+pub mod cgroups;
 pub mod driver;
 mod error;
 pub mod protocol;
+pub mod seccomp;
 pub mod shim;
 pub mod spec;
 mod sys;

@@ -73,3 +73,11 @@ pub(crate) fn default_sigpipe() {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }
+
+/// Borrows a descriptor that stays open for the rest of the process (the
+/// shim's log fd).
+pub(crate) fn borrow_fd(fd: std::os::fd::RawFd) -> std::os::fd::BorrowedFd<'static> {
+    // SAFETY: only used for descriptors opened once at start and never
+    // closed, so the borrow cannot outlive them.
+    unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) }
+}

@@ -221,3 +221,61 @@ fn docker_20_10_client() {
         "Loaded image: bb:old\n"
     );
 }
+
+#[test]
+fn exec_into_running_container() {
+    let d = Daemon::start();
+    d.busybox();
+    d.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "box",
+        "-e",
+        "FROM_RUN=1",
+        "busybox",
+        "sleep",
+        "300",
+    ])
+    .ok();
+    let r = d.docker(&["exec", "box", "sh", "-c", "echo out; echo err >&2; exit 4"]);
+    assert_eq!(
+        (r.code, r.stdout.as_str(), r.stderr.as_str()),
+        (4, "out\n", "err\n")
+    );
+    let r = d.docker(&[
+        "exec",
+        "-e",
+        "FOO=bar",
+        "-w",
+        "/tmp",
+        "-u",
+        "33",
+        "box",
+        "sh",
+        "-c",
+        "echo $FOO $FROM_RUN $(pwd) $(id -u)",
+    ]);
+    assert_eq!(r.ok(), "bar 1 /tmp 33\n");
+    assert_eq!(
+        d.docker_stdin(&["exec", "-i", "box", "cat"], Some(b"piped\n"))
+            .ok(),
+        "piped\n"
+    );
+    let e = d.docker(&["exec", "box", "no-such-cmd"]);
+    assert_eq!(e.code, 127, "{e:?}");
+    assert!(e.stdout.contains("executable file not found"), "{e:?}");
+    d.docker(&["exec", "-d", "box", "sh", "-c", "touch /tmp/from-detached"])
+        .ok();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    d.docker(&["exec", "box", "test", "-e", "/tmp/from-detached"])
+        .ok();
+    // The exec shares the container's namespaces: same hostname, sees PID 1.
+    let host = d.docker(&["exec", "box", "hostname"]).ok().to_string();
+    assert_eq!(host.trim().len(), 12);
+    assert!(d.docker(&["exec", "box", "ps"]).ok().contains("sleep 300"));
+    d.docker(&["stop", "-t", "0", "box"]).ok();
+    let e = d.docker(&["exec", "box", "true"]);
+    assert_ne!(e.code, 0);
+    assert!(e.stderr.contains("is not running"), "{e:?}");
+}

@@ -293,11 +293,11 @@ fn validate_label(s: &str) -> Result<String, String> {
     Ok(s.to_string())
 }
 
-fn parse_mem(s: &str) -> Result<i64, String> {
+pub(crate) fn parse_mem(s: &str) -> Result<i64, String> {
     ram_in_bytes(s)
 }
 
-fn parse_mem_swap(s: &str) -> Result<i64, String> {
+pub(crate) fn parse_mem_swap(s: &str) -> Result<i64, String> {
     if s == "-1" {
         return Ok(-1);
     }

@@ -1,5 +1,6 @@
 //! Container verbs that act on several names and print each one done:
-//! `wait`, `rm`, `stop`, `kill`, `restart`, plus `rename`. Failures are
+//! `wait`, `rm`, `stop`, `kill`, `restart`, `pause`, `unpause`, plus
+//! `rename`. Failures are
 //! collected and printed at the end (exit 1), as docker's `errors.Join`.
 
 use berth_api::container::WaitResponse;
@@ -79,6 +80,15 @@ pub(crate) struct KillArgs {
         hide_default_value = true
     )]
     pub(crate) signal: String,
+    /// CONTAINER [CONTAINER...]
+    #[arg(value_name = "CONTAINER")]
+    pub(crate) containers: Vec<String>,
+}
+
+/// `berth pause` / `berth unpause`.
+#[derive(Debug, Clone, Args)]
+#[command(override_usage = "berth (pause|unpause) CONTAINER [CONTAINER...]")]
+pub(crate) struct PauseArgs {
     /// CONTAINER [CONTAINER...]
     #[arg(value_name = "CONTAINER")]
     pub(crate) containers: Vec<String>,
@@ -248,6 +258,20 @@ pub(crate) async fn kill(ctx: &Ctx, args: &KillArgs, path: &str) -> CmdResult {
                 .await
                 .map_err(|e| e.to_string())
         }
+    })
+    .await
+}
+
+/// `berth pause CONTAINER...` (`verb` "pause") and `berth unpause
+/// CONTAINER...` ("unpause"): `POST /containers/{name}/{verb}` for all at
+/// once, as docker's `parallelOperation`.
+pub(crate) async fn pause(ctx: &Ctx, args: &PauseArgs, verb: &str, path: &str) -> CmdResult {
+    requires_min(path, "CONTAINER [CONTAINER...]", args.containers.len(), 1)?;
+    each(&args.containers, |name| async move {
+        ctx.client
+            .post_ok(&format!("/containers/{name}/{verb}"), &Query::new())
+            .await
+            .map_err(|e| e.to_string())
     })
     .await
 }

@@ -2,17 +2,28 @@
 //! [`Ctx`] (the negotiated client) and returns the process exit code, or an
 //! error that `main` prints Docker-style.
 
+pub(crate) mod attach;
 pub(crate) mod container_opts;
 pub(crate) mod create;
+pub(crate) mod events;
+pub(crate) mod exec;
 pub(crate) mod image_io;
 pub(crate) mod images;
 pub(crate) mod inspect;
 pub(crate) mod lifecycle;
 pub(crate) mod logs;
+pub(crate) mod port;
 pub(crate) mod ps;
 pub(crate) mod run;
 pub(crate) mod start;
+pub(crate) mod stats;
+pub(crate) mod stats_calc;
 pub(crate) mod system;
+pub(crate) mod top;
+pub(crate) mod update;
+
+#[cfg(test)]
+mod socket_tests;
 
 use std::io::{self, Write};
 use std::sync::Arc;
@@ -190,6 +201,21 @@ pub(crate) fn parse_go_int(s: &str) -> Result<i64, String> {
     }
 }
 
+/// Go's `strconv.ParseUint(s, 0, 16)` for `uint16` flags, with its error
+/// text (no sign allowed).
+pub(crate) fn parse_go_uint16(s: &str) -> Result<u16, String> {
+    let syntax = || format!("strconv.ParseUint: parsing {s:?}: invalid syntax");
+    let range = || format!("strconv.ParseUint: parsing {s:?}: value out of range");
+    if s.starts_with(['-', '+']) {
+        return Err(syntax());
+    }
+    match parse_go_int(s) {
+        Ok(n) => u16::try_from(n).map_err(|_| range()),
+        Err(e) if e.ends_with("value out of range") => Err(range()),
+        Err(_) => Err(syntax()),
+    }
+}
+
 /// A `--filter key=value` flag (docker's `filters.ParseFlag`: the key is
 /// trimmed and lower-cased, the value trimmed).
 pub(crate) fn parse_filter(s: &str) -> Result<(String, String), String> {
@@ -276,6 +302,20 @@ mod tests {
         assert!(parse_go_int("99999999999999999999")
             .unwrap_err()
             .ends_with("value out of range"));
+    }
+
+    #[test]
+    fn go_uints() {
+        assert_eq!(parse_go_uint16("300"), Ok(300));
+        assert_eq!(parse_go_uint16("0x10"), Ok(16));
+        assert_eq!(
+            parse_go_uint16("70000"),
+            Err("strconv.ParseUint: parsing \"70000\": value out of range".into())
+        );
+        assert_eq!(
+            parse_go_uint16("-1"),
+            Err("strconv.ParseUint: parsing \"-1\": invalid syntax".into())
+        );
     }
 
     #[test]

@@ -10,7 +10,7 @@ use clap::{ArgAction, Args};
 use super::container_opts::{build_request, ContainerOpts};
 use super::create::{create_container, run_status_error, with_help, USAGE};
 use super::{outln, parse_go_bool, requires_min, CmdResult, Ctx, StatusError};
-use crate::attach::{self, StreamEnd, StreamOpts};
+use crate::attach::{self, StreamEnd, StreamOpts, TaskGuard};
 use crate::client::{ClientError, Query};
 use crate::tty;
 
@@ -82,12 +82,7 @@ pub(crate) async fn attach_and_start(
     let tty = opts.tty;
     let (stdout, stderr) = (opts.stdout, opts.stderr);
     let mut session = if attach {
-        let query = Query::new()
-            .add("stream", "1")
-            .add_if(opts.stdin, "stdin", "1")
-            .add_if(opts.stdout, "stdout", "1")
-            .add_if(opts.stderr, "stderr", "1")
-            .add_nonempty("detachKeys", detach_keys);
+        let query = attach::attach_query(opts.stdin, opts.stdout, opts.stderr, detach_keys);
         let conn = client
             .hijack(&format!("/containers/{id}/attach"), &query, None)
             .await
@@ -115,8 +110,12 @@ pub(crate) async fn attach_and_start(
     let Some(mut session) = session else {
         return Ok(wait.await.unwrap_or(125));
     };
-    let _resize = (tty && tty::stdout_is_tty())
-        .then(|| ResizeGuard(attach::monitor_size(Arc::clone(client), id.to_string())));
+    let _resize = (tty && tty::stdout_is_tty()).then(|| {
+        TaskGuard(attach::monitor_size(
+            Arc::clone(client),
+            attach::container_base(id),
+        ))
+    });
 
     tokio::select! {
         end = &mut session => match end {
@@ -132,15 +131,6 @@ pub(crate) async fn attach_and_start(
             let _ = session.await;
             Ok(status)
         }
-    }
-}
-
-/// Stops the SIGWINCH watcher when the session ends.
-struct ResizeGuard(tokio::task::JoinHandle<()>);
-
-impl Drop for ResizeGuard {
-    fn drop(&mut self) {
-        self.0.abort();
     }
 }
 
@@ -170,9 +160,7 @@ pub(crate) async fn run(ctx: &Ctx, args: &RunArgs) -> CmdResult {
     {
         let config = &mut req.body.config;
         if !args.detach {
-            if config.tty && config.attach_stdin && !tty::stdin_is_tty() {
-                anyhow::bail!("the input device is not a TTY");
-            }
+            tty::check_tty(config.attach_stdin, config.tty)?;
         } else {
             if !o.attach.is_empty() {
                 anyhow::bail!("conflicting options: cannot specify both --attach and --detach");
@@ -188,7 +176,7 @@ pub(crate) async fn run(ctx: &Ctx, args: &RunArgs) -> CmdResult {
         .map_err(|e| run_status_error(&e))?;
     let config = &req.body.config;
     let _proxy = (args.sig_proxy && !args.detach)
-        .then(|| ProxyGuard(attach::proxy_signals(Arc::clone(&ctx.client), id.clone())));
+        .then(|| TaskGuard(attach::proxy_signals(Arc::clone(&ctx.client), id.clone())));
 
     if args.detach {
         outln(&id)?;
@@ -220,14 +208,5 @@ pub(crate) async fn run(ctx: &Ctx, args: &RunArgs) -> CmdResult {
         Err(SessionError::Start(e)) => Err(run_status_error(&e.into()).into()),
         Err(SessionError::Attach(e)) => Err(e.into()),
         Err(SessionError::Stream(e)) => Err(e.into()),
-    }
-}
-
-/// Stops forwarding signals when the command ends.
-pub(crate) struct ProxyGuard(pub(crate) tokio::task::JoinHandle<()>);
-
-impl Drop for ProxyGuard {
-    fn drop(&mut self) {
-        self.0.abort();
     }
 }

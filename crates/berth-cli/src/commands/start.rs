@@ -6,9 +6,9 @@ use std::sync::Arc;
 use berth_api::container::ContainerInspect;
 use clap::Args;
 
-use super::run::{attach_and_start, detach_sequence, ProxyGuard, SessionError};
+use super::run::{attach_and_start, detach_sequence, SessionError};
 use super::{outln, requires_min, CmdResult, Ctx, StatusError};
-use crate::attach::{self, StreamOpts};
+use crate::attach::{self, StreamOpts, TaskGuard};
 use crate::client::Query;
 
 /// `berth start`.
@@ -55,7 +55,7 @@ pub(crate) async fn start(ctx: &Ctx, args: &StartArgs, path: &str) -> CmdResult 
             .get_json(&format!("/containers/{name}/json"), &Query::new())
             .await?;
         let _proxy = (!c.config.tty)
-            .then(|| ProxyGuard(attach::proxy_signals(Arc::clone(&ctx.client), c.id.clone())));
+            .then(|| TaskGuard(attach::proxy_signals(Arc::clone(&ctx.client), c.id.clone())));
         let opts = StreamOpts {
             tty: c.config.tty,
             stdin: args.interactive && c.config.open_stdin,

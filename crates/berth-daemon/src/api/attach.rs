@@ -17,21 +17,21 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc::UnboundedReceiver;
 
 use super::Query;
-use crate::core::container::{AttachMsg, Container, StdinMsg};
+use crate::core::stdio::{AttachMsg, StdinMsg, StdioHub};
 use crate::core::Daemon;
 use crate::error::Result;
 
 /// Which streams a client asked for.
 #[derive(Debug, Clone, Copy)]
-struct Wanted {
-    stdout: bool,
-    stderr: bool,
-    tty: bool,
+pub(super) struct Wanted {
+    pub(super) stdout: bool,
+    pub(super) stderr: bool,
+    pub(super) tty: bool,
 }
 
 impl Wanted {
     /// The bytes to send for one chunk of output, if wanted.
-    fn encode(&self, stream: u8, data: &[u8]) -> Option<Bytes> {
+    pub(super) fn encode(&self, stream: u8, data: &[u8]) -> Option<Bytes> {
         let want = if stream == 2 {
             self.stderr
         } else {
@@ -53,7 +53,7 @@ impl Wanted {
     }
 }
 
-fn is_upgrade(req: &Request) -> bool {
+pub(super) fn is_upgrade(req: &Request) -> bool {
     req.headers()
         .get(header::UPGRADE)
         .and_then(|v| v.to_str().ok())
@@ -79,7 +79,7 @@ pub(super) async fn attach(
     let want_stdin = q.flag("stdin") && open_stdin;
     // Subscribe before answering, so no output between the answer and the
     // start of the copy is lost.
-    let output = q.flag_or("stream", true).then(|| c.subscribe());
+    let output = q.flag_or("stream", true).then(|| c.stdio.subscribe());
     let ctype = if tty {
         "application/vnd.docker.raw-stream"
     } else {
@@ -107,29 +107,52 @@ pub(super) async fn attach(
         return Ok((StatusCode::OK, [(header::CONTENT_TYPE, ctype)], body).into_response());
     }
 
-    let on_upgrade = hyper::upgrade::on(&mut req);
+    Ok(upgrade_and_serve(
+        &mut req,
+        c.stdio.clone(),
+        output,
+        wanted,
+        want_stdin,
+    ))
+}
+
+/// Answers `101 UPGRADED` and, once the connection is upgraded, serves it:
+/// output from `output`, stdin into `hub`.
+pub(super) fn upgrade_and_serve(
+    req: &mut Request,
+    hub: Arc<StdioHub>,
+    output: Option<UnboundedReceiver<AttachMsg>>,
+    wanted: Wanted,
+    want_stdin: bool,
+) -> Response {
+    let on_upgrade = hyper::upgrade::on(req);
     tokio::spawn(async move {
         let upgraded = match on_upgrade.await {
             Ok(u) => u,
             Err(e) => {
-                tracing::debug!("attach upgrade failed: {e}");
+                tracing::debug!("upgrade failed: {e}");
                 return;
             }
         };
-        serve_attached(TokioIo::new(upgraded), c, output, wanted, want_stdin).await;
+        serve_attached(TokioIo::new(upgraded), hub, output, wanted, want_stdin).await;
     });
+    let ctype = if wanted.tty {
+        "application/vnd.docker.raw-stream"
+    } else {
+        "application/vnd.docker.multiplexed-stream"
+    };
     let mut resp = Response::new(Body::empty());
     *resp.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
     let h = resp.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(ctype));
     h.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
     h.insert(header::UPGRADE, HeaderValue::from_static("tcp"));
-    Ok(resp)
+    resp
 }
 
 async fn serve_attached<IO>(
     io: IO,
-    c: Arc<Container>,
+    hub: Arc<StdioHub>,
     output: Option<UnboundedReceiver<AttachMsg>>,
     wanted: Wanted,
     want_stdin: bool,
@@ -138,7 +161,7 @@ async fn serve_attached<IO>(
 {
     let (mut rd, mut wr) = tokio::io::split(io);
     if want_stdin {
-        let tx = c.stdin_tx.clone();
+        let tx = hub.stdin_tx.clone();
         tokio::spawn(async move {
             let mut buf = vec![0u8; 32 * 1024];
             loop {

@@ -33,6 +33,38 @@ fn body_reader(body: Body) -> SyncIoBridge<impl tokio::io::AsyncRead + Unpin> {
     SyncIoBridge::new(StreamReader::new(stream))
 }
 
+/// Reads what is left of a request body. An error answered while the
+/// client is still uploading would otherwise reach it as a broken pipe
+/// instead of the message.
+fn drain(r: &mut impl std::io::Read) {
+    let _ = std::io::copy(r, &mut std::io::sink());
+}
+
+/// Async twin of [`drain`], for errors found before the upload is read.
+async fn drain_body(body: Body) {
+    use futures_util::StreamExt;
+    let mut s = body.into_data_stream();
+    while let Some(Ok(_)) = s.next().await {}
+}
+
+/// Checks an import's source and `repo`/`tag` before any byte is read.
+fn import_target(src: &str, q: &Query) -> Result<Option<Reference>> {
+    if src != "-" {
+        return Err(DaemonError::BadRequest(format!(
+            "importing from a URL ({src}) is not supported yet: download it and import the file"
+        )));
+    }
+    let Some(repo) = q.get("repo").filter(|r| !r.is_empty()) else {
+        return Ok(None);
+    };
+    let bad = |e: berth_api::ReferenceError| DaemonError::BadRequest(e.to_string());
+    let r = Reference::parse_normalized(repo).map_err(bad)?;
+    Ok(Some(match q.get("tag").filter(|t| !t.is_empty()) {
+        Some(t) => r.with_tag(t).map_err(bad)?,
+        None => r,
+    }))
+}
+
 /// A blocking writer whose bytes become a response body.
 struct ChannelWriter(mpsc::Sender<std::io::Result<Bytes>>);
 
@@ -181,22 +213,11 @@ pub(super) async fn list(
 /// `POST /images/create`: import (`fromSrc`) or pull (`fromImage`).
 pub(super) async fn create(State(d): State<Arc<Daemon>>, q: Query, body: Body) -> Result<Response> {
     if let Some(src) = q.get("fromSrc") {
-        if src != "-" {
-            return Err(DaemonError::BadRequest(format!(
-                "importing from a URL ({src}) is not supported yet: download it and import the file"
-            )));
-        }
-        let tag = match q.get("repo").filter(|r| !r.is_empty()) {
-            None => None,
-            Some(repo) => {
-                let r = Reference::parse_normalized(repo)
-                    .map_err(|e| DaemonError::BadRequest(e.to_string()))?;
-                Some(match q.get("tag").filter(|t| !t.is_empty()) {
-                    Some(t) => r
-                        .with_tag(t)
-                        .map_err(|e| DaemonError::BadRequest(e.to_string()))?,
-                    None => r,
-                })
+        let tag = match import_target(src, &q) {
+            Ok(t) => t,
+            Err(e) => {
+                drain_body(body).await;
+                return Err(e);
             }
         };
         let opts = ImportOptions {
@@ -208,11 +229,17 @@ pub(super) async fn create(State(d): State<Arc<Daemon>>, q: Query, body: Body) -
             source: src.to_string(),
             tag,
         };
-        let reader = body_reader(body);
+        let mut reader = body_reader(body);
         let images = d.images.clone();
-        let id = tokio::task::spawn_blocking(move || images.import(reader, &opts))
-            .await
-            .map_err(blocking_err)??;
+        let id = tokio::task::spawn_blocking(move || {
+            let res = images.import(&mut reader, &opts);
+            if res.is_err() {
+                drain(&mut reader);
+            }
+            res
+        })
+        .await
+        .map_err(blocking_err)??;
         return Ok((
             StatusCode::OK,
             [(header::CONTENT_TYPE, "application/json")],

@@ -3,6 +3,7 @@
 
 mod attach;
 mod containers;
+mod exec;
 mod images;
 mod query;
 mod system;
@@ -101,6 +102,10 @@ fn router(d: Arc<Daemon>) -> Router {
         .route("/containers/{id}/resize", post(containers::resize))
         .route("/containers/{id}/logs", get(containers::logs))
         .route("/containers/{id}/attach", post(attach::attach))
+        .route("/containers/{id}/exec", post(exec::create))
+        .route("/exec/{id}/start", post(exec::start))
+        .route("/exec/{id}/json", get(exec::inspect))
+        .route("/exec/{id}/resize", post(exec::resize))
         .route(
             "/containers/{id}",
             axum::routing::delete(containers::remove),

@@ -1,12 +1,14 @@
 //! A container as the daemon keeps it: the persisted [`Record`], and the
 //! live [`Container`] handle with its lifecycle channel and attach hub.
 
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use berth_api::container::{ContainerConfig, HostConfig};
 use berth_runtime::driver::ShimClient;
 use serde::{Deserialize, Serialize};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
+
+pub use super::stdio::{AttachMsg, StdinMsg, StdioHub};
 
 /// Docker's container states.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -125,24 +127,6 @@ pub struct Lifecycle {
     pub unclaimed_exit: Option<std::time::Instant>,
 }
 
-/// What attach connections receive.
-#[derive(Debug, Clone)]
-pub enum AttachMsg {
-    /// Output on stream 1 or 2.
-    Output(u8, bytes::Bytes),
-    /// The process ended (or the container went away); close the stream.
-    End,
-}
-
-/// stdin traffic from attach connections, in order.
-#[derive(Debug)]
-pub enum StdinMsg {
-    /// Bytes.
-    Data(bytes::Bytes),
-    /// An attached client closed its stdin.
-    Eof,
-}
-
 /// A live container.
 #[derive(Debug)]
 pub struct Container {
@@ -155,12 +139,8 @@ pub struct Container {
     pub shim: Mutex<Option<ShimClient>>,
     /// Lifecycle changes, for `wait`.
     pub lifecycle: watch::Sender<Lifecycle>,
-    /// Attached output subscribers.
-    pub subscribers: Mutex<Vec<mpsc::UnboundedSender<AttachMsg>>>,
-    /// Where attach connections put stdin.
-    pub stdin_tx: mpsc::UnboundedSender<StdinMsg>,
-    /// The receiving end, held here while no process runs.
-    pub stdin_rx: Mutex<Option<mpsc::UnboundedReceiver<StdinMsg>>>,
+    /// Its process's stdio as attach clients see it.
+    pub stdio: Arc<StdioHub>,
 }
 
 impl Container {
@@ -174,16 +154,13 @@ impl Container {
             next_exit_waiters: 0,
             unclaimed_exit: None,
         };
-        let (stdin_tx, stdin_rx) = mpsc::unbounded_channel();
         Container {
             id: rec.id.clone(),
             rec: Mutex::new(rec),
             op: tokio::sync::Mutex::new(()),
             shim: Mutex::new(None),
             lifecycle: watch::channel(lc).0,
-            subscribers: Mutex::new(Vec::new()),
-            stdin_tx,
-            stdin_rx: Mutex::new(Some(stdin_rx)),
+            stdio: Arc::default(),
         }
     }
 
@@ -207,23 +184,16 @@ impl Container {
         self.rec().state.status
     }
 
-    /// Sends to every attached subscriber, dropping closed ones.
-    pub fn publish(&self, msg: AttachMsg) {
-        let mut subs = self.subscribers.lock().unwrap_or_else(|p| p.into_inner());
-        subs.retain(|s| s.send(msg.clone()).is_ok());
-        if matches!(msg, AttachMsg::End) {
-            subs.clear();
+    /// Resolves once no process of this container runs.
+    pub fn stopped(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let mut lc = self.lifecycle.subscribe();
+        async move {
+            while lc.borrow_and_update().running {
+                if lc.changed().await.is_err() {
+                    break;
+                }
+            }
         }
-    }
-
-    /// Adds an output subscriber.
-    pub fn subscribe(&self) -> mpsc::UnboundedReceiver<AttachMsg> {
-        let (tx, rx) = mpsc::unbounded_channel();
-        self.subscribers
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(tx);
-        rx
     }
 
     /// The shim connection, if any.

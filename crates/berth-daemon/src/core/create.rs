@@ -126,6 +126,17 @@ impl Daemon {
         }
         host_config.runtime = runtime.clone();
         let warnings = super::spec_map::validate(&config, &host_config)?;
+        // Docker's adaptContainerSettings: what inspect then shows
+        // (MemorySwap, ShmSize, IpcMode, masked paths…).
+        super::spec_map::adapt(&mut host_config, super::spec_map::HostFacts::get());
+        if config.hostname.is_empty()
+            && (host_config.uts_mode == "host" || host_config.network_mode == "host")
+        {
+            // A container sharing the host's UTS namespace has its hostname.
+            if let Ok(h) = nix::unistd::gethostname() {
+                config.hostname = h.to_string_lossy().into_owned();
+            }
+        }
 
         let id = new_id();
         if config.hostname.is_empty() {

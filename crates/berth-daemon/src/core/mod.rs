@@ -5,12 +5,14 @@
 pub mod container;
 mod create;
 mod etc_files;
+pub mod exec;
 pub mod logs;
 mod names;
 mod remove;
 mod restore;
 mod spec_map;
 mod start;
+pub mod stdio;
 mod stop;
 pub mod view;
 pub mod wait;
@@ -45,6 +47,8 @@ pub struct Daemon {
     pub started_at: std::time::SystemTime,
     /// This engine's stable ID (`docker info`'s ID).
     engine_id: String,
+    /// Exec instances.
+    pub execs: exec::Execs,
     /// Exit codes of recently removed containers, for a `wait` that
     /// arrives after an `--rm` container is already gone.
     tombstones: std::sync::Mutex<HashMap<String, (i64, std::time::Instant)>>,
@@ -91,6 +95,7 @@ impl Daemon {
             exe,
             started_at: std::time::SystemTime::now(),
             engine_id,
+            execs: Default::default(),
             tombstones: Default::default(),
         };
         d.sweep_container_dirs();

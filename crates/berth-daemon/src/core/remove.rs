@@ -35,6 +35,7 @@ impl Daemon {
         // directory a crash leaves behind is swept at the next start.
         self.meta.delete_container(&c.id)?;
         self.forget(&c.id);
+        self.execs.forget_container(&c.id);
         for dir in [self.container_dir(&c.id), self.state_dir(&c.id)] {
             if let Err(e) = std::fs::remove_dir_all(&dir) {
                 if e.kind() != std::io::ErrorKind::NotFound {
@@ -42,7 +43,7 @@ impl Daemon {
                 }
             }
         }
-        c.publish(AttachMsg::End);
+        c.stdio.publish(AttachMsg::End);
         self.bury(&c.id, &c.name(), c.rec().state.exit_code);
         c.lifecycle.send_modify(|l| l.removed = true);
         // Layers of a force-removed image were kept for this container only.

@@ -8,7 +8,6 @@ use berth_runtime::driver::{self, ShimMessage};
 use berth_runtime::protocol::Event;
 use berth_runtime::shim;
 
-use super::start::spawn_stdin_pump;
 use super::Daemon;
 
 impl Daemon {
@@ -39,7 +38,7 @@ impl Daemon {
                     c.rec().state.pid = pid as i64;
                     *c.shim.lock().unwrap_or_else(|p| p.into_inner()) = Some(client.clone());
                     let stdin_once = c.rec().config.stdin_once;
-                    spawn_stdin_pump(c.clone(), client, stdin_once);
+                    c.stdio.spawn_pump(client, stdin_once, c.stopped());
                     let d = self.clone();
                     let cc = c.clone();
                     tokio::spawn(async move { d.monitor(cc, rx).await });

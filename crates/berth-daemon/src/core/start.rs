@@ -11,11 +11,51 @@ use berth_runtime::spec;
 use berth_runtime::user;
 use tokio::sync::mpsc::UnboundedReceiver;
 
-use super::container::{AttachMsg, Container, Status, StdinMsg};
+use super::container::{AttachMsg, Container, Status};
 use super::{now_rfc3339, spec_map, Daemon};
 use crate::error::{DaemonError, Result};
 
 const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// A process's environment as Docker builds it: PATH (when the image has
+/// none), HOSTNAME, the container's variables, `extra` (an exec's) on top,
+/// and HOME from the user's passwd entry when nothing set it.
+pub(super) fn process_env(
+    config_env: &[String],
+    hostname: &str,
+    home: &str,
+    extra: &[String],
+) -> Vec<String> {
+    let mut env: Vec<String> = Vec::new();
+    if !config_env
+        .iter()
+        .chain(extra)
+        .any(|e| e.starts_with("PATH="))
+    {
+        env.push(DEFAULT_PATH.into());
+    }
+    env.push(format!("HOSTNAME={hostname}"));
+    for e in config_env.iter().chain(extra) {
+        let key = e.split('=').next().unwrap_or("");
+        env.retain(|x| x.split('=').next() != Some(key));
+        env.push(e.clone());
+    }
+    if !env.iter().any(|e| e.starts_with("HOME=")) {
+        env.push(format!("HOME={home}"));
+    }
+    env
+}
+
+/// The `ConsoleSize` [rows, columns] a client sent (API ≥ 1.42), if set.
+pub(super) fn console_size(v: Option<&[u32]>) -> Option<(u16, u16)> {
+    match v? {
+        [h, w] if *h > 0 && *w > 0 => Some((
+            (*h).min(u16::MAX as u32) as u16,
+            (*w).min(u16::MAX as u32) as u16,
+        )),
+        _ => None,
+    }
+}
 
 /// How a failed start is reported: Docker's exit codes and statuses, which
 /// the docker CLI turns into 127 (not found), 126 (not executable) or 125.
@@ -128,26 +168,18 @@ impl Daemon {
                     })?;
             }
         }
-        let mut env: Vec<String> = Vec::new();
-        let user_env = config.env.clone().unwrap_or_default();
-        if !user_env.iter().any(|e| e.starts_with("PATH=")) {
-            env.push(DEFAULT_PATH.into());
-        }
-        env.push(format!("HOSTNAME={}", config.hostname));
-        env.extend(user_env);
-        if !env.iter().any(|e| e.starts_with("HOME=")) {
-            env.push(format!("HOME={}", u.home));
-        }
+        let env = process_env(
+            config.env.as_deref().unwrap_or_default(),
+            &config.hostname,
+            &u.home,
+            &[],
+        );
         let cs = spec_map::container_spec(&self.cfg, &rec, &rootfs, &dir, u, env, cwd);
         let oci = spec::build(&cs).map_err(|e| internal(e.into()))?;
         spec::write_bundle(&dir, &oci).map_err(|e| internal(e.into()))?;
         phase("bundle written");
 
-        let runtime_bin = self.cfg.runtimes.get(&rec.runtime).cloned().flatten();
-        let runtime_root = match &runtime_bin {
-            None => self.cfg.exec_root.join("runtime"),
-            Some(_) => self.cfg.exec_root.join(format!("runtime-{}", rec.runtime)),
-        };
+        let (runtime_bin, runtime_root) = self.runtime_paths(&rec.runtime);
         let state_dir = self.state_dir(&c.id);
         let shim_cfg = ShimConfig {
             id: c.id.clone(),
@@ -157,6 +189,8 @@ impl Daemon {
             tty: config.tty,
             open_stdin: config.open_stdin,
             log_path: (hc.log_config.kind != "none").then(|| self.log_path(&c.id)),
+            exec_process: None,
+            console_size: console_size(hc.console_size.as_deref()),
         };
         let pid = driver::spawn(&self.exe, &state_dir, &shim_cfg)
             .await
@@ -165,24 +199,6 @@ impl Daemon {
         let (client, mut rx) = driver::connect(&state_dir)
             .await
             .map_err(|e| internal(e.into()))?;
-        // The size the client asked for at create (API ≥ 1.42), set before
-        // the process runs so it never sees a 0x0 terminal.
-        if let Some([h, w]) = hc
-            .console_size
-            .as_deref()
-            .and_then(|v| <[u32; 2]>::try_from(v).ok())
-        {
-            if config.tty && h > 0 && w > 0 {
-                let resize = Request::Resize {
-                    height: h.min(u16::MAX as u32) as u16,
-                    width: w.min(u16::MAX as u32) as u16,
-                };
-                client
-                    .request(&resize)
-                    .await
-                    .map_err(|e| internal(e.into()))?;
-            }
-        }
         client
             .request(&Request::Start)
             .await
@@ -221,13 +237,27 @@ impl Daemon {
             l.unclaimed_exit = None;
         });
         for (stream, data) in early {
-            c.publish(AttachMsg::Output(stream, data.into()));
+            c.stdio.publish(AttachMsg::Output(stream, data.into()));
         }
-        spawn_stdin_pump(c.clone(), client, rec.config.stdin_once);
+        c.stdio
+            .spawn_pump(client, rec.config.stdin_once, c.stopped());
         let d = self.clone();
         let cc = c.clone();
         tokio::spawn(async move { d.monitor(cc, rx).await });
         Ok(())
+    }
+
+    /// The binary (none for the built-in runtime) and state root of a runtime.
+    pub(super) fn runtime_paths(
+        &self,
+        name: &str,
+    ) -> (Option<std::path::PathBuf>, std::path::PathBuf) {
+        let bin = self.cfg.runtimes.get(name).cloned().flatten();
+        let root = match &bin {
+            None => self.cfg.exec_root.join("runtime"),
+            Some(_) => self.cfg.exec_root.join(format!("runtime-{name}")),
+        };
+        (bin, root)
     }
 
     /// Follows a running container's shim until the process exits.
@@ -239,7 +269,7 @@ impl Daemon {
         while let Some(msg) = rx.recv().await {
             match msg {
                 ShimMessage::Output { stream, data } => {
-                    c.publish(AttachMsg::Output(stream, data.into()))
+                    c.stdio.publish(AttachMsg::Output(stream, data.into()))
                 }
                 ShimMessage::Event(Event::Exited(status)) => {
                     self.on_exit(&c, Some(status)).await;
@@ -295,7 +325,7 @@ impl Daemon {
         if let Err(e) = unmount(&self.rootfs(&c.id)) {
             tracing::warn!(id = %c.id, "unmounting rootfs: {e}");
         }
-        c.publish(AttachMsg::End);
+        c.stdio.publish(AttachMsg::End);
         c.lifecycle.send_modify(|l| {
             l.running = false;
             l.exits += 1;
@@ -309,42 +339,4 @@ impl Daemon {
             }
         }
     }
-}
-
-/// Moves attach stdin to the shim, in order, while the process runs; the
-/// receiver goes back to the container afterwards for the next start.
-pub(super) fn spawn_stdin_pump(
-    c: Arc<Container>,
-    client: berth_runtime::driver::ShimClient,
-    stdin_once: bool,
-) {
-    let Some(mut rx) = c.stdin_rx.lock().unwrap_or_else(|p| p.into_inner()).take() else {
-        return;
-    };
-    let mut lc = c.lifecycle.subscribe();
-    tokio::spawn(async move {
-        loop {
-            tokio::select! {
-                m = rx.recv() => match m {
-                    Some(StdinMsg::Data(b)) => {
-                        if client.stdin(&b).await.is_err() {
-                            break;
-                        }
-                    }
-                    Some(StdinMsg::Eof) => {
-                        if stdin_once {
-                            let _ = client.request(&Request::CloseStdin).await;
-                        }
-                    }
-                    None => break,
-                },
-                changed = lc.changed() => {
-                    if changed.is_err() || !lc.borrow().running {
-                        break;
-                    }
-                }
-            }
-        }
-        *c.stdin_rx.lock().unwrap_or_else(|p| p.into_inner()) = Some(rx);
-    });
 }

@@ -121,7 +121,7 @@ impl Daemon {
             mount_label: String::new(),
             process_label: String::new(),
             app_armor_profile: String::new(),
-            exec_ids: None,
+            exec_ids: Some(self.execs.of(&r.id)).filter(|v| !v.is_empty()),
             host_config: r.host_config.clone(),
             graph_driver: GraphDriver {
                 name: "overlay2".into(),

@@ -32,6 +32,9 @@ pub(super) enum Backend {
         id: String,
         log: PathBuf,
     },
+    /// A process run inside an existing container: nothing to start or
+    /// delete, the container owns the state.
+    Exec,
 }
 
 impl Backend {
@@ -42,10 +45,17 @@ impl Backend {
         io: ProcessIo,
         state_dir: &Path,
     ) -> Result<(Backend, i32), RuntimeError> {
-        match &cfg.runtime {
-            None => create_libcontainer(cfg, io),
-            Some(bin) => create_external(cfg, bin, io, state_dir),
+        match (&cfg.runtime, &cfg.exec_process) {
+            (None, None) => create_libcontainer(cfg, io),
+            (Some(bin), None) => create_external(cfg, bin, io, state_dir),
+            (None, Some(process)) => exec_libcontainer(cfg, process, io),
+            (Some(bin), Some(process)) => exec_external(cfg, bin, process, io, state_dir),
         }
+    }
+
+    /// True for an exec: its process runs from the moment it is created.
+    pub(super) fn is_exec(&self) -> bool {
+        matches!(self, Backend::Exec)
     }
 
     pub(super) fn start(&mut self) -> Result<(), RuntimeError> {
@@ -59,11 +69,15 @@ impl Backend {
                 id,
                 log,
             } => run_runtime(binary, root, log, &["start", id.as_str()], None).map(|_| ()),
+            Backend::Exec => Ok(()),
         }
     }
 
     /// Cleans up after a failed create: whatever state the runtime wrote.
     pub(super) fn cleanup_failed(cfg: &ShimConfig, state_dir: &Path) {
+        if cfg.exec_process.is_some() {
+            return;
+        }
         match &cfg.runtime {
             None => {
                 let dir = cfg.runtime_root.join(&cfg.id);
@@ -106,8 +120,16 @@ impl Backend {
                     tracing::warn!("runtime delete: {e}");
                 }
             }
+            Backend::Exec => {}
         }
     }
+}
+
+fn process_has_terminal(spec: &Spec) -> bool {
+    spec.process()
+        .as_ref()
+        .and_then(|p| p.terminal())
+        .unwrap_or(false)
 }
 
 /// The workload runner handed to libcontainer: Docker's exec errors.
@@ -117,6 +139,17 @@ struct DockerExecutor;
 impl Executor for DockerExecutor {
     fn exec(&self, spec: &Spec) -> Result<(), ExecutorError> {
         crate::sys::default_sigpipe();
+        // libcontainer ignores process.consoleSize; apply it here, on the
+        // pty that is now our stdin, before the workload can look.
+        if let Some(size) = spec.process().as_ref().and_then(|p| p.console_size()) {
+            if process_has_terminal(spec) {
+                let _ = crate::sys::set_winsize(
+                    crate::sys::borrow_fd(0),
+                    size.height().min(u16::MAX as u64) as u16,
+                    size.width().min(u16::MAX as u64) as u16,
+                );
+            }
+        }
         libcontainer::workload::default::get_executor().exec(spec)
     }
 
@@ -201,6 +234,70 @@ fn create_libcontainer(cfg: &ShimConfig, io: ProcessIo) -> Result<(Backend, i32)
         .map(|p| p.as_raw())
         .ok_or_else(|| RuntimeError::Create("container has no pid after create".into()))?;
     Ok((Backend::Libcontainer(Box::new(container)), pid))
+}
+
+fn exec_libcontainer(
+    cfg: &ShimConfig,
+    process: &Path,
+    io: ProcessIo,
+) -> Result<(Backend, i32), RuntimeError> {
+    let fail = |e: libcontainer::error::LibcontainerError| RuntimeError::Create(error_chain(&e));
+    let mut builder = ContainerBuilder::new(cfg.id.clone(), SyscallType::default())
+        .with_executor(DockerExecutor)
+        .with_root_path(&cfg.runtime_root)
+        .map_err(fail)?
+        .with_console_socket(io.console_socket.as_ref());
+    if let Some(stdin) = io.stdin {
+        builder = builder.with_stdin(stdin);
+    }
+    if let Some(out) = io.stdout {
+        builder = builder.with_stdout(out);
+    }
+    if let Some(err) = io.stderr {
+        builder = builder.with_stderr(err);
+    }
+    let pid = builder
+        .as_tenant()
+        .with_process(Some(process))
+        .with_detach(true)
+        .build()
+        .map_err(fail)?;
+    Ok((Backend::Exec, pid.as_raw()))
+}
+
+fn exec_external(
+    cfg: &ShimConfig,
+    binary: &Path,
+    process: &Path,
+    io: ProcessIo,
+    state_dir: &Path,
+) -> Result<(Backend, i32), RuntimeError> {
+    let log = state_dir.join("runtime.log");
+    let pid_file = state_dir.join("exec.pid");
+    let process = process.display().to_string();
+    let pid_arg = pid_file.display().to_string();
+    let mut args = vec![
+        "exec",
+        "--detach",
+        "--process",
+        process.as_str(),
+        "--pid-file",
+        pid_arg.as_str(),
+    ];
+    let console = io.console_socket.as_ref().map(|p| p.display().to_string());
+    if let Some(c) = &console {
+        args.push("--console-socket");
+        args.push(c.as_str());
+    }
+    args.push(cfg.id.as_str());
+    run_runtime(binary, &cfg.runtime_root, &log, &args, Some(io))?;
+    let pid_text =
+        std::fs::read_to_string(&pid_file).map_err(|e| RuntimeError::io("read", &pid_file, e))?;
+    let pid = pid_text
+        .trim()
+        .parse()
+        .map_err(|_| RuntimeError::Create(format!("runtime wrote a bad pid file: {pid_text:?}")))?;
+    Ok((Backend::Exec, pid))
 }
 
 fn create_external(

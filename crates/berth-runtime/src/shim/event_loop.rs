@@ -24,6 +24,11 @@ use crate::RuntimeError;
 /// How long output may keep flowing after the process exited (from
 /// grandchildren that still hold the pipes) before the exit is final.
 const DRAIN_WINDOW: Duration = Duration::from_secs(2);
+/// How long an exited process's output is kept for a daemon that has never
+/// connected (it died between starting the shim and connecting).
+const ORPHAN_WINDOW: Duration = Duration::from_secs(60);
+/// How often (ms) a running process is checked for exit without a signal.
+const RECHECK_MS: u16 = 1000;
 /// Stop reading container output while a daemon connection has this much
 /// unsent: a slow reader slows the container instead of growing memory.
 const BACKPRESSURE: usize = 4 << 20;
@@ -74,8 +79,24 @@ struct Shim {
     clients: Vec<Client>,
     log: Option<JsonLog>,
     raw_exit: Option<(i32, Option<i32>, Instant)>,
+    /// When the first daemon connection arrived: output is read (and so
+    /// delivered) only from then on, so none is lost before anyone listens.
+    first_client: Option<Instant>,
+    /// The container's cgroup path (none for an exec).
+    cgroup: Option<String>,
     exit: Option<ExitStatus>,
     shutdown: bool,
+}
+
+/// `linux.cgroupsPath` and `disableOOMKiller` from the bundle's config.
+fn cgroup_of(bundle: &Path) -> Option<(String, bool)> {
+    let data = std::fs::read(bundle.join("config.json")).ok()?;
+    let v: serde_json::Value = serde_json::from_slice(&data).ok()?;
+    let path = v["linux"]["cgroupsPath"].as_str()?.to_string();
+    let disable = v["linux"]["resources"]["memory"]["disableOOMKiller"]
+        .as_bool()
+        .unwrap_or(false);
+    Some((path, disable))
 }
 
 fn set_nonblocking(fd: BorrowedFd<'_>) -> Result<(), RuntimeError> {
@@ -178,6 +199,21 @@ pub(super) fn run(state_dir: &Path, cfg: &ShimConfig) -> Result<(), RuntimeError
         }
     };
 
+    // The container's cgroup, for OOM accounting (and the one setting
+    // libcontainer does not apply).
+    let cgroup = if backend.is_exec() {
+        None
+    } else {
+        cgroup_of(&cfg.bundle)
+    };
+    if let Some((path, disable_oom)) = &cgroup {
+        if *disable_oom {
+            if let Err(e) = crate::cgroups::Hierarchy::detect().disable_oom_killer(path) {
+                tracing::warn!("--oom-kill-disable: {e}");
+            }
+        }
+    }
+
     let mut master = None;
     if let Some(l) = console {
         let (conn, _) = l
@@ -227,7 +263,7 @@ pub(super) fn run(state_dir: &Path, cfg: &ShimConfig) -> Result<(), RuntimeError
 
     let mut shim = Shim {
         pid,
-        started: false,
+        started: backend.is_exec(),
         backend,
         outputs,
         master,
@@ -237,9 +273,14 @@ pub(super) fn run(state_dir: &Path, cfg: &ShimConfig) -> Result<(), RuntimeError
         clients: Vec::new(),
         log,
         raw_exit: None,
+        first_client: None,
+        cgroup: cgroup.map(|(p, _)| p),
         exit: None,
         shutdown: false,
     };
+    // A process that ended before SIGCHLD was blocked (an exec of `true`
+    // can) left no signal to read: look now.
+    shim.reap();
     shim.serve(&listener, &sigfd, state_dir);
     Ok(())
 }
@@ -251,25 +292,25 @@ impl Shim {
             if self.exit.is_some() && (self.shutdown || self.clients.is_empty()) {
                 return;
             }
-            if let Some((_, _, at)) = self.raw_exit {
-                if self.exit.is_none() && (self.outputs.is_empty() || at.elapsed() >= DRAIN_WINDOW)
-                {
+            let deadline = self.drain_deadline();
+            if let Some(deadline) = deadline {
+                let drained = self.first_client.is_some() && self.outputs.is_empty();
+                if self.exit.is_none() && (drained || Instant::now() >= deadline) {
                     self.finalize(state_dir);
                     continue;
                 }
             }
-            let backpressure = self.clients.iter().any(|c| c.out.len() > BACKPRESSURE);
+            let backpressure = self.first_client.is_none()
+                || self.clients.iter().any(|c| c.out.len() > BACKPRESSURE);
             // Index layout of `fds`: listener, signalfd, outputs, stdin?, clients.
             let mut fds: Vec<PollFd<'_>> = Vec::new();
             fds.push(PollFd::new(listener.as_fd(), PollFlags::POLLIN));
             fds.push(PollFd::new(sigfd.as_fd(), PollFlags::POLLIN));
-            let out_flags = if backpressure {
-                PollFlags::empty()
-            } else {
-                PollFlags::POLLIN
-            };
-            for o in &self.outputs {
-                fds.push(PollFd::new(o.fd.as_fd(), out_flags));
+            // Output is not even watched while nobody may receive it: a
+            // hang-up would otherwise make us read (and drop) it.
+            let n_out = if backpressure { 0 } else { self.outputs.len() };
+            for o in &self.outputs[..n_out] {
+                fds.push(PollFd::new(o.fd.as_fd(), PollFlags::POLLIN));
             }
             let stdin_slot = match &self.stdin {
                 Some(w) if !self.stdin_buf.is_empty() => {
@@ -285,14 +326,22 @@ impl Shim {
                 }
                 fds.push(PollFd::new(c.stream.as_fd(), f));
             }
-            let timeout = match self.raw_exit {
-                Some((_, _, at)) if self.exit.is_none() => {
-                    PollTimeout::try_from(DRAIN_WINDOW.saturating_sub(at.elapsed()))
+            let timeout = match deadline {
+                Some(d) if self.exit.is_none() => {
+                    PollTimeout::try_from(d.saturating_duration_since(Instant::now()))
                         .unwrap_or(PollTimeout::ZERO)
                 }
+                // While the process runs, look now and then even without a
+                // signal: a lost SIGCHLD must not leave a zombie forever.
+                None if self.started => PollTimeout::from(RECHECK_MS),
                 _ => PollTimeout::NONE,
             };
             match poll(&mut fds, timeout) {
+                Ok(0) if deadline.is_none() => {
+                    drop(fds);
+                    self.reap();
+                    continue;
+                }
                 Ok(_) => {}
                 Err(Errno::EINTR) => continue,
                 Err(e) => {
@@ -305,7 +354,6 @@ impl Shim {
                 .map(|f| f.revents().unwrap_or(PollFlags::empty()))
                 .collect();
             drop(fds);
-            let n_out = self.outputs.len();
             let mut idx = 2 + n_out + usize::from(stdin_slot);
             let client_ready: Vec<PollFlags> = ready[idx..].to_vec();
             idx = 2;
@@ -381,6 +429,15 @@ impl Shim {
         }
     }
 
+    /// When an exited process's output stops being waited for.
+    fn drain_deadline(&self) -> Option<Instant> {
+        let (_, _, exited) = self.raw_exit?;
+        Some(match self.first_client {
+            Some(first) => exited.max(first) + DRAIN_WINDOW,
+            None => exited + ORPHAN_WINDOW,
+        })
+    }
+
     fn accept(&mut self, listener: &UnixListener) {
         while let Ok((stream, _)) = listener.accept() {
             if stream.set_nonblocking(true).is_err() {
@@ -398,6 +455,7 @@ impl Shim {
                 exit: self.exit.clone(),
             }));
             self.clients.push(c);
+            self.first_client.get_or_insert_with(Instant::now);
         }
     }
 
@@ -514,7 +572,19 @@ impl Shim {
                 Ok(WaitStatus::Signaled(p, sig, _)) if p.as_raw() == self.pid => {
                     self.raw_exit = Some((128 + sig as i32, Some(sig as i32), Instant::now()));
                 }
-                Ok(WaitStatus::StillAlive) | Err(_) => return,
+                Ok(WaitStatus::StillAlive) => return,
+                Err(Errno::ECHILD) => {
+                    // Not our child any more and not reaped by us: gone
+                    // without a status we can know.
+                    if self.raw_exit.is_none()
+                        && kill(Pid::from_raw(self.pid), None) == Err(Errno::ESRCH)
+                    {
+                        tracing::warn!(pid = self.pid, "process vanished without an exit status");
+                        self.raw_exit = Some((255, None, Instant::now()));
+                    }
+                    return;
+                }
+                Err(_) => return,
                 Ok(_) => {}
             }
         }
@@ -528,12 +598,19 @@ impl Shim {
         }
         self.outputs.clear();
         self.stdin = None;
+        // Read before delete removes the cgroup: any OOM kill in the
+        // container during this run marks it, as dockerd's oom events do.
+        let oom_killed = self
+            .cgroup
+            .as_deref()
+            .and_then(|p| crate::cgroups::Hierarchy::detect().oom_kills(p))
+            .is_some_and(|n| n > 0);
         self.backend.delete();
         let status = ExitStatus {
             code,
             signal,
             finished_at: now_rfc3339(),
-            oom_killed: false,
+            oom_killed,
         };
         let tmp = state_dir.join(".exit.json.tmp");
         let dest = state_dir.join(files::EXIT);

@@ -37,6 +37,16 @@ pub struct ShimConfig {
     pub open_stdin: bool,
     /// The json-file log to append to; `None` keeps no log.
     pub log_path: Option<PathBuf>,
+    /// Exec mode: run this OCI process (a `process.json`) inside the
+    /// already running container `id` instead of creating the container.
+    /// The process starts at once; its output is held until the daemon
+    /// connects.
+    #[serde(default)]
+    pub exec_process: Option<PathBuf>,
+    /// Initial TTY size (rows, columns), set as soon as the pty exists so
+    /// the process never sees a 0x0 terminal.
+    #[serde(default)]
+    pub console_size: Option<(u16, u16)>,
 }
 
 /// The ready line.
@@ -87,17 +97,29 @@ pub fn main(args: &[std::ffi::OsString]) -> i32 {
 }
 
 fn tracing_to_stderr() {
-    // The daemon points our stderr at STATE_DIR/shim.log.
-    let _ = tracing::subscriber::set_global_default(SimpleStderr);
+    // The daemon points our stderr at STATE_DIR/shim.log. libcontainer also
+    // logs from the container's init process, after fds 0-2 became the
+    // container's stdio: log through a copy of fd 2 made now, so nothing of
+    // ours ever lands in the container's output.
+    let fd = nix::fcntl::fcntl(2, nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(100)).unwrap_or(2);
+    let _ = tracing::subscriber::set_global_default(SimpleStderr { fd });
 }
 
-/// A minimal subscriber: warnings and errors to stderr, one line each. The
-/// shim avoids tracing-subscriber to stay small and single-threaded.
-struct SimpleStderr;
+/// A minimal subscriber: warnings and errors to the shim log, one line
+/// each. The shim avoids tracing-subscriber to stay small.
+struct SimpleStderr {
+    fd: std::os::fd::RawFd,
+}
 
 impl tracing::Subscriber for SimpleStderr {
     fn enabled(&self, m: &tracing::Metadata<'_>) -> bool {
-        *m.level() <= tracing::Level::WARN
+        // libseccomp's names for syscalls this kernel lacks are expected.
+        let limit = if m.target().starts_with("libcontainer::seccomp") {
+            tracing::Level::ERROR
+        } else {
+            tracing::Level::WARN
+        };
+        *m.level() <= limit
     }
     fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
         tracing::span::Id::from_u64(1)
@@ -120,12 +142,14 @@ impl tracing::Subscriber for SimpleStderr {
         }
         let mut v = V(String::new());
         e.record(&mut v);
-        eprintln!(
-            "{} {} {}",
+        let line = format!(
+            "{} {} {}\n",
             chrono::Utc::now().to_rfc3339(),
             e.metadata().level(),
             v.0
         );
+        // A failed write of a log line is not worth reporting.
+        let _ = nix::unistd::write(crate::sys::borrow_fd(self.fd), line.as_bytes());
     }
     fn enter(&self, _: &tracing::span::Id) {}
     fn exit(&self, _: &tracing::span::Id) {}

@@ -304,6 +304,7 @@ impl<'a> Exec<'a> {
                 Value::Object(_) | Value::Context(_) => match v.get(name) {
                     Some(found) => found.clone(),
                     None if self.header => return Ok(Value::str("")),
+                    None if matches!(&v, Value::Context(c) if c.go_map) => Value::str("<no value>"),
                     None if v.method(name).is_some() => {
                         let msg = format!("wrong number of args for {name}: want 1 got 0");
                         return Err(self.error(pos, text, msg));

@@ -38,6 +38,13 @@ pub(crate) struct Context {
     pub(crate) fields: Vec<(String, Value)>,
     /// Methods taking one key: name → map the key is looked up in.
     pub(crate) methods: Vec<(String, Value)>,
+    /// What `json` prints instead of the fields, for Go structs whose JSON
+    /// names differ from their field names (`events.Message`); printed
+    /// without HTML escaping, as such structs have no `MarshalJSON`.
+    pub(crate) json: Option<Value>,
+    /// A Go `map[string]string` inside a struct: a missing key is not an
+    /// error but Go's `<no value>`.
+    pub(crate) go_map: bool,
 }
 
 impl Value {
@@ -66,6 +73,46 @@ impl Value {
             type_name,
             fields: fields.into_iter().map(|(k, v)| (k.into(), v)).collect(),
             methods: methods.into_iter().map(|(k, v)| (k.into(), v)).collect(),
+            json: None,
+            go_map: false,
+        }))
+    }
+
+    /// A Go struct: fields looked up by their Go names, `json` printing
+    /// `json` (its JSON form, with the JSON names).
+    pub(crate) fn go_struct<K: Into<String>>(
+        type_name: &'static str,
+        fields: impl IntoIterator<Item = (K, Value)>,
+        json: Value,
+    ) -> Value {
+        Value::Context(Box::new(Context {
+            type_name,
+            fields: fields.into_iter().map(|(k, v)| (k.into(), v)).collect(),
+            methods: Vec::new(),
+            json: Some(json),
+            go_map: false,
+        }))
+    }
+
+    /// A Go `map[string]string` field of a struct (`None`: a nil map, JSON
+    /// `null`): keys are looked up like fields, a missing one is
+    /// `<no value>`.
+    pub(crate) fn go_map(pairs: Option<&std::collections::BTreeMap<String, String>>) -> Value {
+        let fields: Vec<(String, Value)> = pairs
+            .into_iter()
+            .flatten()
+            .map(|(k, v)| (k.clone(), Value::str(v.as_str())))
+            .collect();
+        let json = match pairs {
+            Some(_) => Value::Object(fields.clone()),
+            None => Value::Null,
+        };
+        Value::Context(Box::new(Context {
+            type_name: "map[string]string",
+            fields,
+            methods: Vec::new(),
+            json: Some(json),
+            go_map: true,
         }))
     }
 
@@ -131,7 +178,7 @@ impl Value {
     /// for contexts, whose `MarshalJSON` escapes.
     pub(crate) fn to_json(&self) -> String {
         let text = serde_json::to_string(self).unwrap_or_default();
-        if !matches!(self, Value::Context(_)) {
+        if !matches!(self, Value::Context(c) if c.json.is_none()) {
             return text;
         }
         let mut out = String::with_capacity(text.len());
@@ -202,7 +249,10 @@ impl Serialize for Value {
                 seq.end()
             }
             Value::Object(pairs) => serialize_pairs(s, pairs),
-            Value::Context(c) => serialize_pairs(s, &c.fields),
+            Value::Context(c) => match &c.json {
+                Some(json) => json.serialize(s),
+                None => serialize_pairs(s, &c.fields),
+            },
         }
     }
 }
@@ -322,5 +372,12 @@ mod tests {
         assert_eq!(row.to_string(), "map[Ports:0.0.0.0:80->80/tcp]");
         assert!(row.method("Label").is_some());
         assert_eq!(row.get("Ports").unwrap().to_string(), "0.0.0.0:80->80/tcp");
+        let ev = Value::go_struct(
+            "*events.Message",
+            [("Status", Value::str("")), ("Type", Value::str("a<b"))],
+            Value::object([("Type", Value::str("a<b"))]),
+        );
+        assert_eq!(ev.to_json(), r#"{"Type":"a<b"}"#);
+        assert_eq!(ev.get("Status").unwrap().to_string(), "");
     }
 }
