@@ -13,6 +13,7 @@
 pub mod cgroups;
 pub mod driver;
 mod error;
+mod init;
 pub mod protocol;
 pub mod seccomp;
 pub mod shim;

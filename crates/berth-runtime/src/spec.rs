@@ -299,6 +299,9 @@ pub struct ContainerSpec {
     pub cap_add: Vec<String>,
     /// Capabilities removed from the default set.
     pub cap_drop: Vec<String>,
+    /// `--init`: a minimal init is PID 1 (reaps zombies, forwards signals)
+    /// and runs the command as its child.
+    pub init: bool,
     /// Seccomp filter.
     pub seccomp: Seccomp,
     /// Set `no_new_privs` on the process.
@@ -1054,8 +1057,14 @@ fn build_with(
     if spec.uts != Namespace::Host {
         v["hostname"] = json!(spec.hostname);
     }
+    if spec.init {
+        v["annotations"] = json!({INIT_ANNOTATION: "true"});
+    }
     Ok(v)
 }
+
+/// Marks a spec whose process runs under berth's built-in init (`--init`).
+pub const INIT_ANNOTATION: &str = "org.berth.init";
 
 /// Writes `config.json` into `bundle` (atomically: temp file, then rename).
 pub fn write_bundle(bundle: &Path, spec: &Spec) -> Result<(), RuntimeError> {

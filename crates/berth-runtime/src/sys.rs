@@ -81,3 +81,14 @@ pub(crate) fn borrow_fd(fd: std::os::fd::RawFd) -> std::os::fd::BorrowedFd<'stat
     // closed, so the borrow cannot outlive them.
     unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) }
 }
+
+/// fork(2): `Ok(None)` in the child, `Ok(Some(pid))` in the parent.
+pub(crate) fn fork() -> nix::Result<Option<nix::unistd::Pid>> {
+    // SAFETY: called only from a container's init process right before it
+    // execs, which is single-threaded: the child cannot inherit a lock held
+    // by another thread.
+    match unsafe { nix::unistd::fork() }? {
+        nix::unistd::ForkResult::Child => Ok(None),
+        nix::unistd::ForkResult::Parent { child } => Ok(Some(child)),
+    }
+}

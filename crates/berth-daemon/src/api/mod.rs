@@ -6,6 +6,7 @@ mod containers;
 mod exec;
 mod images;
 mod query;
+mod resources;
 mod system;
 
 use std::sync::Arc;
@@ -103,6 +104,11 @@ fn router(d: Arc<Daemon>) -> Router {
         .route("/containers/{id}/logs", get(containers::logs))
         .route("/containers/{id}/attach", post(attach::attach))
         .route("/containers/{id}/exec", post(exec::create))
+        .route("/containers/{id}/pause", post(resources::pause))
+        .route("/containers/{id}/unpause", post(resources::unpause))
+        .route("/containers/{id}/update", post(resources::update))
+        .route("/containers/{id}/top", get(resources::top))
+        .route("/containers/{id}/stats", get(resources::stats))
         .route("/exec/{id}/start", post(exec::start))
         .route("/exec/{id}/json", get(exec::inspect))
         .route("/exec/{id}/resize", post(exec::resize))

@@ -73,6 +73,10 @@ pub struct State {
     pub finished_at: String,
     /// Killed by the OOM killer.
     pub oom_killed: bool,
+    /// Stopped or killed by the user: restart policies leave it alone
+    /// (and `unless-stopped` does even across daemon restarts).
+    #[serde(default)]
+    pub manually_stopped: bool,
 }
 
 /// Go's zero time, which Docker prints for "never".
@@ -141,6 +145,18 @@ pub struct Container {
     pub lifecycle: watch::Sender<Lifecycle>,
     /// Its process's stdio as attach clients see it.
     pub stdio: Arc<StdioHub>,
+    /// Restart policy state (not persisted, as in dockerd).
+    pub restart: Mutex<RestartState>,
+}
+
+/// The restart manager of one container.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct RestartState {
+    /// Current back-off.
+    pub timeout: std::time::Duration,
+    /// Bumped by every user start/stop/kill/rm: a scheduled restart whose
+    /// epoch no longer matches is cancelled.
+    pub epoch: u64,
 }
 
 impl Container {
@@ -161,6 +177,7 @@ impl Container {
             shim: Mutex::new(None),
             lifecycle: watch::channel(lc).0,
             stdio: Arc::default(),
+            restart: Mutex::default(),
         }
     }
 
@@ -194,6 +211,13 @@ impl Container {
                 }
             }
         }
+    }
+
+    /// Cancels any scheduled restart.
+    pub fn cancel_restart(&self) -> u64 {
+        let mut r = self.restart.lock().unwrap_or_else(|p| p.into_inner());
+        r.epoch += 1;
+        r.epoch
     }
 
     /// The shim connection, if any.

@@ -125,6 +125,19 @@ impl Daemon {
             host_config.restart_policy.name = "no".into();
         }
         host_config.runtime = runtime.clone();
+        if host_config.init == Some(true)
+            && self.cfg.runtimes.get(&runtime).is_some_and(|b| b.is_some())
+        {
+            return Err(DaemonError::BadRequest(format!(
+                "--init is only available with the built-in runtime, not {runtime}"
+            )));
+        }
+        if host_config.auto_remove && !matches!(host_config.restart_policy.name.as_str(), "" | "no")
+        {
+            return Err(DaemonError::BadRequest(
+                "can't create 'AutoRemove' container with restart policy".into(),
+            ));
+        }
         let warnings = super::spec_map::validate(&config, &host_config)?;
         // Docker's adaptContainerSettings: what inspect then shows
         // (MemorySwap, ShmSize, IpcMode, masked paths…).

@@ -9,6 +9,8 @@ pub mod exec;
 pub mod logs;
 mod names;
 mod remove;
+pub mod resources;
+mod restart;
 mod restore;
 mod spec_map;
 mod start;

@@ -13,8 +13,16 @@ impl Daemon {
         if c.lifecycle.borrow().removed {
             return Ok(());
         }
+        c.cancel_restart();
         let status = c.status();
-        if status.is_active() {
+        if status == Status::Restarting {
+            if !force {
+                return Err(DaemonError::Conflict(format!(
+                    "You cannot remove a restarting container {}. Stop the container before attempting removal or force remove",
+                    c.id
+                )));
+            }
+        } else if status.is_active() {
             if !force {
                 let what = if status == Status::Paused {
                     "paused"

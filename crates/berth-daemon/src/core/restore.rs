@@ -14,6 +14,11 @@ impl Daemon {
     /// Reconnects every container that was running. Never blocks start-up
     /// for long: each shim gets a short time limit.
     pub async fn restore(self: &Arc<Self>) {
+        self.reconnect().await;
+        self.resume_policies().await;
+    }
+
+    async fn reconnect(self: &Arc<Self>) {
         for c in self.containers() {
             if !c.status().is_active() {
                 continue;

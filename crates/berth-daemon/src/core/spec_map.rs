@@ -533,6 +533,7 @@ pub(super) fn container_spec(
         uts: namespace_mode(&hc.uts_mode),
         cap_add: hc.cap_add.clone().unwrap_or_default(),
         cap_drop: hc.cap_drop.clone().unwrap_or_default(),
+        init: hc.init.unwrap_or(false),
         seccomp: sec.seccomp,
         no_new_privileges: sec.no_new_privileges,
         masked_paths: if sec.systempaths_unconfined {

@@ -82,6 +82,8 @@ impl Daemon {
     /// Starts a created or exited container.
     pub async fn start(self: &Arc<Self>, c: &Arc<Container>) -> Result<()> {
         let _op = c.op.lock().await;
+        c.cancel_restart();
+        c.rec().state.manually_stopped = false;
         let status = c.status();
         if status.is_active() {
             return Err(DaemonError::NotModified);
@@ -113,7 +115,7 @@ impl Daemon {
         }
     }
 
-    async fn start_locked(
+    pub(super) async fn start_locked(
         self: &Arc<Self>,
         c: &Arc<Container>,
     ) -> std::result::Result<(), (i64, DaemonError)> {
@@ -333,6 +335,10 @@ impl Daemon {
             l.unclaimed_exit = (l.next_exit_waiters == 0).then(std::time::Instant::now);
         });
         tracing::debug!(id = %c.id, code, "container exited");
+        if super::restart::wants_restart(&c.snapshot(), code) {
+            self.schedule_restart(c);
+            return;
+        }
         if auto_remove {
             if let Err(e) = self.remove(c, true).await {
                 tracing::error!(id = %c.id, "auto-remove: {e}");

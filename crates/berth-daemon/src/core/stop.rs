@@ -34,6 +34,11 @@ impl Daemon {
     /// Sends a signal; 409 when the container is not running.
     pub async fn kill(&self, c: &Arc<Container>, signal: Option<&str>) -> Result<()> {
         let sig = parse_signal(signal.filter(|s| !s.is_empty()).unwrap_or("SIGKILL"))?;
+        if c.status() == super::Status::Restarting {
+            // Nothing runs: telling the policy to stop is the whole kill.
+            self.cancel_pending_restart(c);
+            return Ok(());
+        }
         let client = c
             .shim_client()
             .filter(|_| c.status().is_active())
@@ -44,7 +49,10 @@ impl Daemon {
                     c.id
                 ))
             })?;
+        c.cancel_restart();
+        c.rec().state.manually_stopped = true;
         client.request(&Request::Kill { signal: sig }).await?;
+        self.thaw_if_paused(c).await;
         Ok(())
     }
 
@@ -66,9 +74,15 @@ impl Daemon {
         timeout: Option<i64>,
         signal: Option<&str>,
     ) -> Result<()> {
+        c.cancel_restart();
+        if c.status() == super::Status::Restarting {
+            self.cancel_pending_restart(c);
+            return Ok(());
+        }
         if !c.status().is_active() {
             return Err(DaemonError::NotModified);
         }
+        c.rec().state.manually_stopped = true;
         let (stop_signal, default_timeout) = {
             let r = c.rec();
             (
@@ -85,6 +99,7 @@ impl Daemon {
         if let Some(client) = c.shim_client() {
             let _ = client.request(&Request::Kill { signal: sig }).await;
         }
+        self.thaw_if_paused(c).await;
         let stopped = async {
             while lc.borrow_and_update().running {
                 if lc.changed().await.is_err() {
@@ -127,6 +142,27 @@ impl Daemon {
             .map_err(|_| {
                 DaemonError::Internal(format!("container {} did not exit after SIGKILL", c.id))
             })
+    }
+
+    /// A container waiting out its restart back-off: stays stopped.
+    fn cancel_pending_restart(&self, c: &Arc<Container>) {
+        c.cancel_restart();
+        {
+            let mut r = c.rec();
+            r.state.status = super::Status::Exited;
+            r.state.manually_stopped = true;
+        }
+        let _ = self.persist(c);
+    }
+
+    /// A paused container cannot act on a signal: thaw it after sending one.
+    async fn thaw_if_paused(&self, c: &Arc<Container>) {
+        if c.status() == super::Status::Paused {
+            if let Err(e) = self.thaw(c).await {
+                tracing::warn!(id = %c.id, "thawing to deliver a signal: {e}");
+            }
+            c.rec().state.status = super::Status::Running;
+        }
     }
 
     /// Stops (if running) and starts again.

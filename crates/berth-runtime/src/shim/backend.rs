@@ -139,6 +139,10 @@ struct DockerExecutor;
 impl Executor for DockerExecutor {
     fn exec(&self, spec: &Spec) -> Result<(), ExecutorError> {
         crate::sys::default_sigpipe();
+        let init = spec.annotations().as_ref().is_some_and(|a| {
+            a.get(crate::spec::INIT_ANNOTATION)
+                .is_some_and(|v| v == "true")
+        });
         // libcontainer ignores process.consoleSize; apply it here, on the
         // pty that is now our stdin, before the workload can look.
         if let Some(size) = spec.process().as_ref().and_then(|p| p.console_size()) {
@@ -149,6 +153,10 @@ impl Executor for DockerExecutor {
                     size.width().min(u16::MAX as u64) as u16,
                 );
             }
+        }
+        if init {
+            // Only returns on failure to fork; the init itself never returns.
+            crate::init::run_as_init();
         }
         libcontainer::workload::default::get_executor().exec(spec)
     }

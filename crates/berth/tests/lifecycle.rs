@@ -1,0 +1,395 @@
+//! Lifecycle as Docker users know it: stop signals and timeouts, kill,
+//! restart, pause, wait conditions, restart policies (also across a daemon
+//! restart), --init, --rm when killed, update, top and stats.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::Daemon;
+
+fn inspect(d: &Daemon, name: &str, fmt: &str) -> String {
+    d.docker(&["inspect", "-f", fmt, name])
+        .ok()
+        .trim()
+        .to_string()
+}
+
+fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while Instant::now() < deadline {
+        if f() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("timed out waiting for {what}");
+}
+
+#[test]
+fn stop_signals_and_timeouts() {
+    let d = Daemon::start();
+    d.busybox();
+    // The image's or the container's stop signal is what stop sends.
+    d.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "usr1",
+        "--stop-signal",
+        "USR1",
+        "busybox",
+        "sh",
+        "-c",
+        "trap 'exit 10' USR1; while true; do sleep 0.1; done",
+    ])
+    .ok();
+    d.docker(&["stop", "usr1"]).ok();
+    assert_eq!(inspect(&d, "usr1", "{{.State.ExitCode}}"), "10");
+    // --stop-timeout bounds the wait before SIGKILL.
+    d.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "stubborn",
+        "--stop-timeout",
+        "1",
+        "busybox",
+        "sh",
+        "-c",
+        "trap '' TERM; while true; do sleep 0.1; done",
+    ])
+    .ok();
+    let t0 = Instant::now();
+    d.docker(&["stop", "stubborn"]).ok();
+    let took = t0.elapsed();
+    assert!(
+        took >= Duration::from_millis(900) && took < Duration::from_secs(5),
+        "{took:?}"
+    );
+    assert_eq!(inspect(&d, "stubborn", "{{.State.ExitCode}}"), "137");
+    // kill -s.
+    d.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "kk",
+        "busybox",
+        "sh",
+        "-c",
+        "trap 'exit 3' HUP; while true; do sleep 0.1; done",
+    ])
+    .ok();
+    d.docker(&["kill", "-s", "HUP", "kk"]).ok();
+    assert_eq!(d.docker(&["wait", "kk"]).ok(), "3\n");
+    let e = d.docker(&["kill", "kk"]);
+    assert!(e.fails(1).contains("is not running"), "{e:?}");
+    // restart gives a new process.
+    d.docker(&["run", "-d", "--name", "rr", "busybox", "sleep", "300"])
+        .ok();
+    let pid1 = inspect(&d, "rr", "{{.State.Pid}}");
+    d.docker(&["restart", "-t", "0", "rr"]).ok();
+    let pid2 = inspect(&d, "rr", "{{.State.Pid}}");
+    assert_ne!(pid1, pid2);
+    assert_eq!(inspect(&d, "rr", "{{.State.Status}}"), "running");
+}
+
+#[test]
+fn rm_even_when_killed_and_wait_conditions() {
+    let d = Daemon::start();
+    d.busybox();
+    let id = d
+        .docker(&["run", "-d", "--rm", "busybox", "sleep", "300"])
+        .ok()
+        .trim()
+        .to_string();
+    d.docker(&["kill", &id]).ok();
+    wait_until("the --rm container to go", || {
+        d.docker(&["ps", "-aq"]).stdout.is_empty()
+    });
+    // wait on a created container returns at once with 0 (not-running).
+    d.docker(&["create", "--name", "fresh", "busybox", "true"])
+        .ok();
+    assert_eq!(d.docker(&["wait", "fresh"]).ok(), "0\n");
+    // The API's conditions.
+    let r = d
+        .request("POST", "/containers/fresh/wait?condition=bogus", None)
+        .unwrap();
+    assert_eq!(r.status, 400);
+}
+
+#[test]
+fn pause_unpause() {
+    let d = Daemon::start();
+    d.busybox();
+    d.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "pz",
+        "busybox",
+        "sh",
+        "-c",
+        "while true; do date +%s%N > /tmp/t; usleep 50000; done",
+    ])
+    .ok();
+    std::thread::sleep(Duration::from_millis(300));
+    d.docker(&["pause", "pz"]).ok();
+    assert_eq!(
+        inspect(&d, "pz", "{{.State.Status}} {{.State.Paused}}"),
+        "paused true"
+    );
+    assert!(d.docker(&["ps"]).ok().contains("(Paused)"));
+    let e = d.docker(&["pause", "pz"]);
+    assert!(e.fails(1).contains("is already paused"), "{e:?}");
+    let e = d.docker(&["exec", "pz", "true"]);
+    assert!(e.stderr.contains("is paused"), "{e:?}");
+    // Frozen: the counter does not move.
+    let data = d.data_root();
+    let id = inspect(&d, "pz", "{{.Id}}");
+    let file = data.join("containers").join(&id).join("upper/tmp/t");
+    let a = std::fs::read_to_string(&file).unwrap();
+    std::thread::sleep(Duration::from_millis(400));
+    assert_eq!(
+        a,
+        std::fs::read_to_string(&file).unwrap(),
+        "the container ran while paused"
+    );
+    d.docker(&["unpause", "pz"]).ok();
+    std::thread::sleep(Duration::from_millis(400));
+    assert_ne!(
+        a,
+        std::fs::read_to_string(&file).unwrap(),
+        "the container did not resume"
+    );
+    let e = d.docker(&["unpause", "pz"]);
+    assert!(e.fails(1).contains("is not paused"), "{e:?}");
+    // A paused container can still be stopped.
+    d.docker(&["pause", "pz"]).ok();
+    d.docker(&["stop", "-t", "1", "pz"]).ok();
+    assert_eq!(inspect(&d, "pz", "{{.State.Status}}"), "exited");
+}
+
+#[test]
+fn restart_policies() {
+    let mut d = Daemon::start();
+    d.busybox();
+    d.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "flaky",
+        "--restart",
+        "on-failure:2",
+        "busybox",
+        "sh",
+        "-c",
+        "exit 4",
+    ])
+    .ok();
+    wait_until("on-failure to give up", || {
+        inspect(&d, "flaky", "{{.RestartCount}} {{.State.Status}}") == "2 exited"
+    });
+    assert_eq!(inspect(&d, "flaky", "{{.State.ExitCode}}"), "4");
+    d.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "ok",
+        "--restart",
+        "on-failure",
+        "busybox",
+        "true",
+    ])
+    .ok();
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(inspect(&d, "ok", "{{.RestartCount}}"), "0");
+    d.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "always",
+        "--restart",
+        "always",
+        "busybox",
+        "sh",
+        "-c",
+        "sleep 0.2",
+    ])
+    .ok();
+    wait_until("always to restart", || {
+        inspect(&d, "always", "{{.RestartCount}}") != "0"
+    });
+    // A manual stop ends it.
+    d.docker(&["stop", "-t", "1", "always"]).ok();
+    std::thread::sleep(Duration::from_millis(600));
+    assert_eq!(inspect(&d, "always", "{{.State.Status}}"), "exited");
+    // Across a daemon restart: always comes back even after a manual stop,
+    // unless-stopped only when it was not stopped by hand.
+    d.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "us-stopped",
+        "--restart",
+        "unless-stopped",
+        "busybox",
+        "sleep",
+        "300",
+    ])
+    .ok();
+    d.docker(&["stop", "-t", "0", "us-stopped"]).ok();
+    d.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "us-running",
+        "--restart",
+        "unless-stopped",
+        "busybox",
+        "sleep",
+        "1",
+    ])
+    .ok();
+    d.kill9();
+    std::thread::sleep(Duration::from_millis(1500));
+    d.restart();
+    wait_until("policies to resume", || {
+        inspect(&d, "us-running", "{{.State.Status}}") == "running"
+    });
+    assert_eq!(inspect(&d, "us-stopped", "{{.State.Status}}"), "exited");
+    wait_until("always to come back", || {
+        inspect(&d, "always", "{{.State.Status}}") == "running"
+    });
+    let e = d.docker(&["run", "--rm", "--restart", "always", "busybox", "true"]);
+    assert_eq!(e.code, 125);
+}
+
+#[test]
+fn init_reaps_and_forwards() {
+    let d = Daemon::start();
+    d.busybox();
+    let ps = d
+        .docker(&["run", "--rm", "--init", "busybox", "ps", "-o", "pid,comm"])
+        .ok()
+        .to_string();
+    assert!(ps.lines().nth(1).unwrap().contains("berth-init"), "{ps}");
+    // The orphan is reaped: no zombie stays.
+    let ps = d
+        .docker(&[
+            "run",
+            "--rm",
+            "--init",
+            "busybox",
+            "sh",
+            "-c",
+            "(sleep 0.1 &); sleep 0.5; ps -o stat,comm",
+        ])
+        .ok()
+        .to_string();
+    assert!(!ps.contains("Z "), "{ps}");
+    assert_eq!(
+        d.docker(&["run", "--rm", "--init", "busybox", "sh", "-c", "exit 6"])
+            .code,
+        6
+    );
+    // SIGTERM reaches the command through the init (without it, PID 1 would ignore it).
+    d.docker(&[
+        "run", "-d", "--name", "fwd", "--init", "busybox", "sleep", "300",
+    ])
+    .ok();
+    let t0 = Instant::now();
+    d.docker(&["stop", "fwd"]).ok();
+    assert!(t0.elapsed() < Duration::from_secs(5));
+    assert_eq!(inspect(&d, "fwd", "{{.State.ExitCode}}"), "143");
+}
+
+#[test]
+fn update_top_stats() {
+    let d = Daemon::start();
+    d.busybox();
+    d.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "uu",
+        "busybox",
+        "sh",
+        "-c",
+        "while true; do sleep 0.2; done",
+    ])
+    .ok();
+    assert_eq!(
+        d.docker(&[
+            "update",
+            "--memory",
+            "96m",
+            "--memory-swap",
+            "192m",
+            "--cpus",
+            "0.5",
+            "--pids-limit",
+            "40",
+            "uu"
+        ])
+        .ok(),
+        "uu\n"
+    );
+    let cg = d.docker(&[
+        "exec",
+        "uu",
+        "cat",
+        "/sys/fs/cgroup/memory/memory.limit_in_bytes",
+        "/sys/fs/cgroup/cpu/cpu.cfs_quota_us",
+        "/sys/fs/cgroup/pids/pids.max",
+    ]);
+    assert_eq!(cg.ok(), format!("{}\n50000\n40\n", 96 << 20));
+    assert_eq!(
+        inspect(
+            &d,
+            "uu",
+            "{{.HostConfig.Memory}} {{.HostConfig.NanoCpus}} {{.HostConfig.PidsLimit}}"
+        ),
+        format!("{} 500000000 40", 96 << 20)
+    );
+    let e = d.docker(&["update", "--memory", "1k", "uu"]);
+    assert!(
+        e.fails(1).contains("Minimum memory limit allowed is 6MB"),
+        "{e:?}"
+    );
+    let top = d.docker(&["top", "uu"]).ok().to_string();
+    assert!(
+        top.lines().next().unwrap().contains("PID") && top.contains("while true"),
+        "{top}"
+    );
+    let stats = d
+        .docker(&[
+            "stats",
+            "--no-stream",
+            "--format",
+            "{{.Name}} {{.MemUsage}} {{.PIDs}}",
+            "uu",
+        ])
+        .ok()
+        .to_string();
+    assert!(
+        stats.starts_with("uu ") && stats.contains("/ 96MiB"),
+        "{stats}"
+    );
+    let r = d
+        .request("GET", "/containers/uu/stats?stream=0", None)
+        .unwrap()
+        .json();
+    assert!(r["cpu_stats"]["cpu_usage"]["total_usage"].as_u64().unwrap() > 0);
+    assert!(
+        r["precpu_stats"]["cpu_usage"]["total_usage"]
+            .as_u64()
+            .unwrap()
+            > 0
+    );
+    assert!(r["memory_stats"]["usage"].as_u64().unwrap() > 0);
+    assert!(r["pids_stats"]["current"].as_u64().unwrap() >= 1);
+    d.docker(&["stop", "-t", "0", "uu"]).ok();
+    let e = d.docker(&["top", "uu"]);
+    assert!(e.fails(1).contains("is not running"), "{e:?}");
+}
