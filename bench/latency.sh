@@ -51,9 +51,31 @@ row() { printf '%-34s %10s %10s\n' "$1" $2; }
 row "berth run --rm busybox true" "$(measure B run --rm busybox true)"
 row "berth create+rm (busybox, 2 MB)" "$(measure create_rm busybox)"
 row "berth create+rm (big, 500 MB)" "$(measure create_rm berth-fixture/big)"
+B run -d --name bench-exec busybox sleep 600 >/dev/null
+row "berth exec true" "$(measure B exec bench-exec true)"
+
+# 50 containers started in parallel.
+t0=$(date +%s%N)
+pids=()
+for i in $(seq 50); do B run -d --name "par-$i" busybox sleep 600 >/dev/null & pids+=($!); done
+wait "${pids[@]}"
+t1=$(date +%s%N)
+printf '%-34s %21s\n' "berth 50 x run -d in parallel" "$(( (t1 - t0) / 1000000 )) ms"
+
+# Memory: the daemon idle, and each shim (RSS and PSS, from smaps_rollup).
 sleep 1
 rss=$(awk '/VmRSS/ {print $2}' "/proc/$dpid/status")
-printf '%-34s %21s\n' "berth daemon idle RSS" "$((rss / 1024)) MB"
+printf '%-34s %21s\n' "berth daemon RSS (51 containers)" "$((rss / 1024)) MB"
+shims=$(pgrep -f "berth shim $root/run/c/" || true)
+n=0; rss_sum=0; pss_sum=0
+for p in $shims; do
+  r=$(awk '/^Rss:/ {print $2}' "/proc/$p/smaps_rollup" 2>/dev/null || echo 0)
+  q=$(awk '/^Pss:/ {print $2}' "/proc/$p/smaps_rollup" 2>/dev/null || echo 0)
+  n=$((n + 1)); rss_sum=$((rss_sum + r)); pss_sum=$((pss_sum + q))
+done
+if [ "$n" -gt 0 ]; then
+  printf '%-34s %21s\n' "berth shim RSS / PSS (mean of $n)" "$((rss_sum / n)) kB / $((pss_sum / n)) kB"
+fi
 
 # Peers, when present and working on this machine.
 if command -v docker >/dev/null && docker info >/dev/null 2>&1; then
