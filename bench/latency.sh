@@ -17,7 +17,7 @@ big_fx=target/fixtures-500/big-image.tar
 
 root=$(mktemp -d /tmp/berth-bench.XXXXXX)
 sock=$root/b.sock
-"$berth" daemon --host "unix://$sock" --data-root "$root/data" --exec-root "$root/run" --log-level warn \
+"$berth" daemon --host "unix://$sock" --data-root "$root/data" --exec-root "$root/run" --log-level warn --config-file "$root/daemon.json" \
   >"$root/daemon.log" 2>&1 &
 dpid=$!
 cleanup() {

@@ -1,13 +1,15 @@
-//! The daemon's configuration: flags, and everything derived from them.
+//! The daemon's configuration: flags, `/etc/berth/daemon.json` (Docker's
+//! keys), and everything derived from them.
 //!
 //! Several daemons must be able to run side by side (the tests do), so every
 //! name a daemon uses on the host — run root, socket, cgroup parent — comes
 //! from its own configuration.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::Parser;
+use serde::Deserialize;
 
 /// Default socket.
 pub const DEFAULT_SOCKET: &str = "/run/berth/berth.sock";
@@ -15,31 +17,32 @@ pub const DEFAULT_SOCKET: &str = "/run/berth/berth.sock";
 pub const DEFAULT_DATA_ROOT: &str = "/var/lib/berth";
 /// Default run root.
 pub const DEFAULT_EXEC_ROOT: &str = "/run/berth";
+/// Default configuration file.
+pub const DEFAULT_CONFIG_FILE: &str = "/etc/berth/daemon.json";
+/// The name of berth's built-in runtime (libcontainer in the shim).
+pub const BUILTIN_RUNTIME: &str = "berth";
 
-/// `berth daemon` flags.
-#[derive(Debug, Clone, Parser)]
+/// `berth daemon` flags. A flag left out falls back to daemon.json, then to
+/// the default; setting one both ways is an error, as with dockerd.
+#[derive(Debug, Clone, Default, Parser)]
 #[command(
     name = "berth daemon",
     about = "Run the berth daemon (Docker Engine API on a Unix socket)"
 )]
 pub struct DaemonArgs {
-    /// Socket to listen on (unix:///path or a plain path).
-    #[arg(
-        short = 'H',
-        long = "host",
-        default_value = "unix:///run/berth/berth.sock"
-    )]
-    pub host: String,
-    /// Root of persistent state: images, containers, the database.
-    #[arg(long = "data-root", default_value = DEFAULT_DATA_ROOT)]
-    pub data_root: PathBuf,
+    /// Socket to listen on (unix:///path or a plain path) [default: unix:///run/berth/berth.sock].
+    #[arg(short = 'H', long = "host")]
+    pub host: Option<String>,
+    /// Root of persistent state: images, containers, the database [default: /var/lib/berth].
+    #[arg(long = "data-root")]
+    pub data_root: Option<PathBuf>,
     /// Root of runtime state: shim sockets, runtime state (default: /run/berth,
     /// or <data-root>/run when --data-root is not the default).
     #[arg(long = "exec-root")]
     pub exec_root: Option<PathBuf>,
-    /// debug, info, warn or error.
-    #[arg(short = 'l', long = "log-level", default_value = "info")]
-    pub log_level: String,
+    /// debug, info, warn or error [default: info].
+    #[arg(short = 'l', long = "log-level")]
+    pub log_level: Option<String>,
     /// Group that may use the socket (socket mode 0660).
     #[arg(short = 'G', long = "group")]
     pub group: Option<String>,
@@ -50,9 +53,65 @@ pub struct DaemonArgs {
     /// An extra OCI runtime as NAME=PATH (repeatable); "runc" is known.
     #[arg(long = "add-runtime")]
     pub add_runtime: Vec<String>,
-    /// Runtime used when a container names none ("berth" = built in).
-    #[arg(long = "default-runtime", default_value = "berth")]
-    pub default_runtime: String,
+    /// Runtime used when a container names none [default: berth, the built-in one].
+    #[arg(long = "default-runtime")]
+    pub default_runtime: Option<String>,
+    /// Default log driver of containers [default: json-file].
+    #[arg(long = "log-driver")]
+    pub log_driver: Option<String>,
+    /// Default log driver options, KEY=VALUE (repeatable).
+    #[arg(long = "log-opt")]
+    pub log_opt: Vec<String>,
+    /// Daemon configuration file (Docker's daemon.json keys).
+    #[arg(long = "config-file", default_value = DEFAULT_CONFIG_FILE)]
+    pub config_file: PathBuf,
+}
+
+/// A runtime entry of daemon.json.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RuntimeEntry {
+    /// The binary.
+    pub path: String,
+    /// Extra arguments (accepted; passed to the runtime later).
+    #[serde(default)]
+    pub runtime_args: Vec<String>,
+}
+
+/// The keys of daemon.json berth reads (Docker's names); others are
+/// accepted and ignored, as they belong to features berth has elsewhere or
+/// not yet.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "kebab-case", default)]
+pub struct FileConfig {
+    /// `hosts` (the first unix:// one is served).
+    pub hosts: Vec<String>,
+    /// `data-root`.
+    pub data_root: Option<PathBuf>,
+    /// `exec-root`.
+    pub exec_root: Option<PathBuf>,
+    /// `log-level`.
+    pub log_level: Option<String>,
+    /// `group`.
+    pub group: Option<String>,
+    /// `cgroup-parent`.
+    pub cgroup_parent: Option<String>,
+    /// `runtimes`.
+    pub runtimes: BTreeMap<String, RuntimeEntry>,
+    /// `default-runtime`.
+    pub default_runtime: Option<String>,
+    /// `log-driver`.
+    pub log_driver: Option<String>,
+    /// `log-opts`.
+    pub log_opts: BTreeMap<String, String>,
+    /// `insecure-registries`.
+    pub insecure_registries: Vec<String>,
+    /// `registry-mirrors`.
+    pub registry_mirrors: Vec<String>,
+    /// `max-concurrent-downloads`.
+    pub max_concurrent_downloads: Option<u32>,
+    /// `max-concurrent-uploads`.
+    pub max_concurrent_uploads: Option<u32>,
 }
 
 /// The resolved configuration.
@@ -74,35 +133,106 @@ pub struct DaemonConfig {
     pub default_runtime: String,
     /// Log level.
     pub log_level: String,
+    /// Default log driver of containers.
+    pub log_driver: String,
+    /// Default log driver options.
+    pub log_opts: BTreeMap<String, String>,
+    /// Registries reached over plain HTTP (besides 127.0.0.0/8).
+    pub insecure_registries: Vec<String>,
+    /// Mirrors for Docker Hub.
+    pub registry_mirrors: Vec<String>,
+    /// Parallel layer downloads.
+    pub max_concurrent_downloads: u32,
+    /// Parallel layer uploads.
+    pub max_concurrent_uploads: u32,
 }
 
-/// The name of berth's built-in runtime (libcontainer in the shim).
-pub const BUILTIN_RUNTIME: &str = "berth";
+/// Picks the flag, else the file's value; both set is dockerd's error.
+fn pick<T: Clone>(
+    name: &str,
+    flag: &Option<T>,
+    file: &Option<T>,
+    conflicts: &mut Vec<String>,
+) -> Option<T> {
+    if flag.is_some() && file.is_some() {
+        conflicts.push(name.to_string());
+    }
+    flag.clone().or_else(|| file.clone())
+}
 
 impl DaemonConfig {
-    /// Resolves flags.
+    /// Resolves flags and the configuration file.
     pub fn from_args(a: &DaemonArgs) -> Result<DaemonConfig, String> {
-        let socket = PathBuf::from(a.host.strip_prefix("unix://").unwrap_or(&a.host));
-        if a.host.contains("://") && !a.host.starts_with("unix://") {
+        let file = match std::fs::read(&a.config_file) {
+            Ok(bytes) => serde_json::from_slice::<FileConfig>(&bytes).map_err(|e| {
+                format!(
+                    "unable to configure the daemon from {}: {e}",
+                    a.config_file.display()
+                )
+            })?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => FileConfig::default(),
+            Err(e) => return Err(format!("reading {}: {e}", a.config_file.display())),
+        };
+        Self::resolve(a, &file)
+    }
+
+    fn resolve(a: &DaemonArgs, f: &FileConfig) -> Result<DaemonConfig, String> {
+        let mut conflicts = Vec::new();
+        let file_host = f
+            .hosts
+            .iter()
+            .find(|h| h.starts_with("unix://") || h.starts_with('/'))
+            .cloned();
+        if a.host.is_some() && !f.hosts.is_empty() {
+            conflicts.push("hosts".into());
+        }
+        let host = a
+            .host
+            .clone()
+            .or(file_host)
+            .unwrap_or_else(|| format!("unix://{DEFAULT_SOCKET}"));
+        let data_root = pick("data-root", &a.data_root, &f.data_root, &mut conflicts);
+        let exec_root = pick("exec-root", &a.exec_root, &f.exec_root, &mut conflicts);
+        let log_level = pick("log-level", &a.log_level, &f.log_level, &mut conflicts);
+        let group = pick("group", &a.group, &f.group, &mut conflicts);
+        let cgroup_parent = pick(
+            "cgroup-parent",
+            &a.cgroup_parent,
+            &f.cgroup_parent,
+            &mut conflicts,
+        );
+        let default_runtime = pick(
+            "default-runtime",
+            &a.default_runtime,
+            &f.default_runtime,
+            &mut conflicts,
+        );
+        let log_driver = pick("log-driver", &a.log_driver, &f.log_driver, &mut conflicts);
+        if !a.log_opt.is_empty() && !f.log_opts.is_empty() {
+            conflicts.push("log-opts".into());
+        }
+        if !conflicts.is_empty() {
             return Err(format!(
-                "unsupported host {}: only unix:// sockets are served",
-                a.host
+                "the following directives are specified both as a flag and in the configuration file: {}",
+                conflicts.join(", ")
             ));
         }
-        let data_root = absolute(&a.data_root);
-        let default_root = data_root == std::path::Path::new(DEFAULT_DATA_ROOT);
-        let exec_root = a
-            .exec_root
-            .as_ref()
-            .map(|p| absolute(p))
-            .unwrap_or_else(|| {
-                if default_root {
-                    PathBuf::from(DEFAULT_EXEC_ROOT)
-                } else {
-                    data_root.join("run")
-                }
-            });
-        let cgroup_parent = a.cgroup_parent.clone().unwrap_or_else(|| {
+        if host.contains("://") && !host.starts_with("unix://") {
+            return Err(format!(
+                "unsupported host {host}: only unix:// sockets are served"
+            ));
+        }
+        let socket = PathBuf::from(host.strip_prefix("unix://").unwrap_or(&host));
+        let data_root = absolute(&data_root.unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_ROOT)));
+        let default_root = data_root == Path::new(DEFAULT_DATA_ROOT);
+        let exec_root = exec_root.map(|p| absolute(&p)).unwrap_or_else(|| {
+            if default_root {
+                PathBuf::from(DEFAULT_EXEC_ROOT)
+            } else {
+                data_root.join("run")
+            }
+        });
+        let cgroup_parent = cgroup_parent.unwrap_or_else(|| {
             if default_root {
                 "berth".into()
             } else {
@@ -117,10 +247,16 @@ impl DaemonConfig {
             "/usr/local/bin/runc",
             "/usr/local/sbin/runc",
         ] {
-            if std::path::Path::new(candidate).exists() {
+            if Path::new(candidate).exists() {
                 runtimes.insert("runc".to_string(), Some(PathBuf::from(candidate)));
                 break;
             }
+        }
+        for (name, entry) in &f.runtimes {
+            if name == BUILTIN_RUNTIME {
+                return Err(format!("runtime name '{name}' is reserved"));
+            }
+            runtimes.insert(name.clone(), Some(PathBuf::from(&entry.path)));
         }
         for r in &a.add_runtime {
             let (name, path) = r
@@ -128,40 +264,51 @@ impl DaemonConfig {
                 .ok_or_else(|| format!("--add-runtime {r}: expected NAME=PATH"))?;
             runtimes.insert(name.to_string(), Some(PathBuf::from(path)));
         }
-        if !runtimes.contains_key(&a.default_runtime) {
+        let default_runtime = default_runtime.unwrap_or_else(|| BUILTIN_RUNTIME.into());
+        if !runtimes.contains_key(&default_runtime) {
             return Err(format!(
-                "default runtime {} is not a known runtime",
-                a.default_runtime
+                "default runtime {default_runtime} is not a known runtime"
             ));
+        }
+        let mut log_opts = f.log_opts.clone();
+        for o in &a.log_opt {
+            let (k, v) = o
+                .split_once('=')
+                .ok_or_else(|| format!("--log-opt {o}: expected KEY=VALUE"))?;
+            log_opts.insert(k.to_string(), v.to_string());
         }
         Ok(DaemonConfig {
             socket,
             data_root,
             exec_root,
-            group: a.group.clone(),
+            group,
             cgroup_parent,
             runtimes,
-            default_runtime: a.default_runtime.clone(),
-            log_level: a.log_level.clone(),
+            default_runtime,
+            log_level: log_level.unwrap_or_else(|| "info".into()),
+            log_driver: log_driver.unwrap_or_else(|| "json-file".into()),
+            log_opts,
+            insecure_registries: f.insecure_registries.clone(),
+            registry_mirrors: f.registry_mirrors.clone(),
+            max_concurrent_downloads: f.max_concurrent_downloads.unwrap_or(3),
+            max_concurrent_uploads: f.max_concurrent_uploads.unwrap_or(5),
         })
     }
 
-    /// A config for tests: everything under `root`.
-    pub fn for_root(root: &std::path::Path) -> DaemonConfig {
-        let args = DaemonArgs::parse_from([
-            "berth-daemon".to_string(),
-            "--data-root".into(),
-            root.join("data").display().to_string(),
-            "--exec-root".into(),
-            root.join("run").display().to_string(),
-            "--host".into(),
-            root.join("berth.sock").display().to_string(),
-        ]);
+    /// A config for tests: everything under `root`, no configuration file.
+    pub fn for_root(root: &Path) -> DaemonConfig {
+        let args = DaemonArgs {
+            data_root: Some(root.join("data")),
+            exec_root: Some(root.join("run")),
+            host: Some(root.join("berth.sock").display().to_string()),
+            config_file: root.join("no-daemon.json"),
+            ..Default::default()
+        };
         DaemonConfig::from_args(&args).expect("valid test config")
     }
 }
 
-fn absolute(p: &std::path::Path) -> PathBuf {
+fn absolute(p: &Path) -> PathBuf {
     if p.is_absolute() {
         p.to_path_buf()
     } else {
@@ -179,4 +326,47 @@ fn short_hash(s: &str) -> String {
         h = h.wrapping_mul(0x01000193);
     }
     format!("{h:08x}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(json: &str) -> FileConfig {
+        serde_json::from_str(json).unwrap()
+    }
+
+    #[test]
+    fn file_and_flags() {
+        let f = file(
+            r#"{"data-root": "/srv/berth", "log-level": "debug", "runtimes": {"myrunc": {"path": "/opt/runc"}},
+                "default-runtime": "myrunc", "log-opts": {"max-size": "10m"}, "unknown-key": 1}"#,
+        );
+        let c = DaemonConfig::resolve(&DaemonArgs::default(), &f).unwrap();
+        assert_eq!(c.data_root, PathBuf::from("/srv/berth"));
+        assert_eq!(c.exec_root, PathBuf::from("/srv/berth/run"));
+        assert_eq!(c.log_level, "debug");
+        assert_eq!(c.runtimes["myrunc"], Some(PathBuf::from("/opt/runc")));
+        assert_eq!(c.default_runtime, "myrunc");
+        assert_eq!(c.log_opts["max-size"], "10m");
+        assert!(c.cgroup_parent.starts_with("berth-"));
+        let both = DaemonArgs {
+            log_level: Some("warn".into()),
+            ..Default::default()
+        };
+        let err = DaemonConfig::resolve(&both, &f).unwrap_err();
+        assert!(
+            err.contains("both as a flag and in the configuration file: log-level"),
+            "{err}"
+        );
+        let d = DaemonConfig::resolve(&DaemonArgs::default(), &FileConfig::default()).unwrap();
+        assert_eq!(d.socket, PathBuf::from(DEFAULT_SOCKET));
+        assert_eq!(d.cgroup_parent, "berth");
+        assert_eq!(d.log_driver, "json-file");
+        assert!(DaemonConfig::resolve(
+            &DaemonArgs::default(),
+            &file(r#"{"runtimes": {"berth": {"path": "/x"}}}"#)
+        )
+        .is_err());
+    }
 }

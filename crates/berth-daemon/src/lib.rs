@@ -28,7 +28,6 @@ pub fn main(args: Vec<OsString>) -> i32 {
             return if e.use_stderr() { 1 } else { 0 };
         }
     };
-    init_tracing(&a.log_level);
     let cfg = match DaemonConfig::from_args(&a) {
         Ok(c) => c,
         Err(e) => {
@@ -36,6 +35,7 @@ pub fn main(args: Vec<OsString>) -> i32 {
             return 1;
         }
     };
+    init_tracing(&cfg.log_level);
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

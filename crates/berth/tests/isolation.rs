@@ -248,6 +248,44 @@ fn runc_runs_the_same_bundle() {
     );
 }
 
+#[test]
+fn runtimes_from_daemon_json() {
+    let mut d = Daemon::start();
+    d.busybox();
+    std::fs::write(
+        d.dir.path().join("daemon.json"),
+        r#"{"runtimes": {"my-runc": {"path": "/usr/sbin/runc"}}, "default-runtime": "my-runc"}"#,
+    )
+    .unwrap();
+    d.restart();
+    // The configured default applies to containers that name none.
+    d.docker(&["run", "--name", "viafile", "busybox", "true"])
+        .ok();
+    assert_eq!(
+        d.docker(&["inspect", "-f", "{{.HostConfig.Runtime}}", "viafile"])
+            .ok(),
+        "my-runc\n"
+    );
+    let info = d
+        .docker(&["info", "--format", "{{.DefaultRuntime}}"])
+        .ok()
+        .to_string();
+    assert_eq!(info, "my-runc\n");
+    assert_eq!(
+        d.docker(&[
+            "run",
+            "--rm",
+            "--runtime",
+            "berth",
+            "busybox",
+            "echo",
+            "builtin"
+        ])
+        .ok(),
+        "builtin\n"
+    );
+}
+
 fn which(cmd: &str) -> Option<std::path::PathBuf> {
     std::env::var_os("PATH")?
         .to_str()?

@@ -128,6 +128,10 @@ impl Daemon {
             .arg(self.dir.path().join("run"))
             .arg("--log-level")
             .arg("debug")
+            // The machine's /etc/berth/daemon.json is not the test's: a
+            // test writes its own here when it needs one.
+            .arg("--config-file")
+            .arg(self.dir.path().join("daemon.json"))
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log"))
             .stderr(log)
