@@ -66,7 +66,7 @@ printf '%-34s %21s\n' "berth 50 x run -d in parallel" "$(( (t1 - t0) / 1000000 )
 sleep 1
 rss=$(awk '/VmRSS/ {print $2}' "/proc/$dpid/status")
 printf '%-34s %21s\n' "berth daemon RSS (51 containers)" "$((rss / 1024)) MB"
-shims=$(pgrep -f "berth shim $root/run/c/" || true)
+shims=$(pgrep -f "berth[- ]shim $root/run/c/" || true)
 n=0; rss_sum=0; pss_sum=0
 for p in $shims; do
   r=$(awk '/^Rss:/ {print $2}' "/proc/$p/smaps_rollup" 2>/dev/null || echo 0)

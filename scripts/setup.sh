@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/deps.sh
 cargo build --release
-install -m 0755 target/release/berth /usr/local/bin/berth
+install -m 0755 target/release/berth target/release/berth-shim /usr/local/bin/
 ./scripts/fixtures.sh target/fixtures
 # The first berth command starts the daemon in the background by itself.
 berth import -c 'CMD ["sh"]' - busybox:latest < target/fixtures/busybox-rootfs.tar

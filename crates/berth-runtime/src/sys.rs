@@ -92,3 +92,13 @@ pub(crate) fn fork() -> nix::Result<Option<nix::unistd::Pid>> {
         nix::unistd::ForkResult::Parent { child } => Ok(Some(child)),
     }
 }
+
+/// Takes ownership of a descriptor inherited across exec by number (the
+/// shim's handoff to its monitor).
+pub(crate) fn own_fd(fd: std::os::fd::RawFd) -> std::os::fd::OwnedFd {
+    use std::os::fd::FromRawFd;
+    // SAFETY: the handoff lists descriptors the previous image of this
+    // process opened and passed on; nothing else in this image owns them,
+    // and each number is taken once.
+    unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) }
+}

@@ -249,6 +249,50 @@ fn runc_runs_the_same_bundle() {
 }
 
 #[test]
+fn shim_hands_over_to_the_small_monitor() {
+    let d = Daemon::start();
+    d.busybox();
+    d.docker(&["run", "-d", "--name", "mon", "busybox", "sleep", "300"])
+        .ok();
+    let id = d
+        .docker(&["inspect", "-f", "{{.Id}}", "mon"])
+        .ok()
+        .trim()
+        .to_string();
+    // The process watching the container is berth-shim, not the full binary.
+    let out = std::process::Command::new("ps")
+        .args(["-eo", "args"])
+        .output()
+        .unwrap();
+    let ps = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        ps.lines()
+            .any(|l| l.contains("berth-shim ") && l.contains(&id)),
+        "{ps}"
+    );
+    assert_eq!(d.docker(&["exec", "mon", "echo", "ok"]).ok(), "ok\n");
+    d.docker(&["stop", "-t", "0", "mon"]).ok();
+    // Its cgroup is gone once it exited.
+    let leftovers = std::fs::read_dir("/sys/fs/cgroup/memory")
+        .unwrap()
+        .flatten()
+        .any(|e| e.path().join(&id).exists());
+    assert!(!leftovers, "the container's memory cgroup is still there");
+    // Without the small binary (or when asked), the full one monitors.
+    let d2 = Daemon::start_with_env(&[("BERTH_SHIM_INPROCESS", "1")]);
+    d2.busybox();
+    let r = d2.docker(&[
+        "run",
+        "--rm",
+        "busybox",
+        "sh",
+        "-c",
+        "echo in-process; exit 3",
+    ]);
+    assert_eq!((r.code, r.stdout.as_str()), (3, "in-process\n"));
+}
+
+#[test]
 fn runtimes_from_daemon_json() {
     let mut d = Daemon::start();
     d.busybox();

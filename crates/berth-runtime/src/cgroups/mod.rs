@@ -275,6 +275,49 @@ impl Hierarchy {
 }
 
 impl Hierarchy {
+    /// Removes a container's cgroup (every v1 hierarchy's copy), killing
+    /// what is left in it first. Absent is fine. What libcontainer's delete
+    /// does, for a monitor that does not link libcontainer.
+    pub fn remove(&self, cgroup_path: &str) -> Result<(), CgroupError> {
+        let rel = relative(cgroup_path)?;
+        let dirs: Vec<PathBuf> = match self {
+            Hierarchy::V1 { root } => std::fs::read_dir(root)
+                .map(|rd| rd.flatten().map(|e| e.path().join(&rel)).collect())
+                .unwrap_or_default(),
+            Hierarchy::V2 { root } => vec![root.join(&rel)],
+        };
+        for d in &dirs {
+            if let Ok(procs) = std::fs::read_to_string(d.join("cgroup.procs")) {
+                for pid in procs.lines().filter_map(|l| l.trim().parse::<i32>().ok()) {
+                    let _ = nix::sys::signal::kill(
+                        nix::unistd::Pid::from_raw(pid),
+                        nix::sys::signal::Signal::SIGKILL,
+                    );
+                }
+            }
+        }
+        for d in &dirs {
+            // A cgroup whose last process just died can be busy for a moment.
+            for attempt in 0..50 {
+                match std::fs::remove_dir(d) {
+                    Ok(()) => break,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => break,
+                    Err(e) if e.raw_os_error() == Some(libc::EBUSY) && attempt < 49 => {
+                        std::thread::sleep(std::time::Duration::from_millis(10));
+                    }
+                    Err(source) => {
+                        return Err(CgroupError::Write {
+                            path: d.clone(),
+                            value: "rmdir".into(),
+                            source,
+                        })
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// `--oom-kill-disable`: on v1, memory.oom_control = 1 (libcontainer
     /// ignores the spec's disableOOMKiller). v2 has no such switch: Docker
     /// warns and ignores it there, and so does this.

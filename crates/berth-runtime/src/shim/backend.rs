@@ -4,7 +4,6 @@
 
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 
 use libcontainer::container::builder::ContainerBuilder;
 use libcontainer::container::Container;
@@ -12,6 +11,7 @@ use libcontainer::syscall::syscall::SyscallType;
 use libcontainer::workload::{Executor, ExecutorError, ExecutorValidationError};
 use oci_spec::runtime::Spec;
 
+use super::control::{run_runtime, Control};
 use super::ShimConfig;
 use crate::RuntimeError;
 
@@ -25,7 +25,8 @@ pub(super) struct ProcessIo {
 
 /// A created container, through one of the backends.
 pub(super) enum Backend {
-    Libcontainer(Box<Container>),
+    /// Created by libcontainer (its state is in the runtime root).
+    Libcontainer,
     External {
         binary: PathBuf,
         root: PathBuf,
@@ -58,18 +59,26 @@ impl Backend {
         matches!(self, Backend::Exec)
     }
 
-    pub(super) fn start(&mut self) -> Result<(), RuntimeError> {
+    /// What the monitor keeps: how to start and delete this process
+    /// without the runtime library.
+    pub(super) fn into_control(self, cfg: &ShimConfig) -> Control {
         match self {
-            Backend::Libcontainer(c) => {
-                c.start().map_err(|e| RuntimeError::Create(error_chain(&e)))
-            }
+            Backend::Libcontainer => Control::Libcontainer {
+                root: cfg.runtime_root.clone(),
+                id: cfg.id.clone(),
+            },
             Backend::External {
                 binary,
                 root,
                 id,
                 log,
-            } => run_runtime(binary, root, log, &["start", id.as_str()], None).map(|_| ()),
-            Backend::Exec => Ok(()),
+            } => Control::External {
+                binary,
+                root,
+                id,
+                log,
+            },
+            Backend::Exec => Control::Exec,
         }
     }
 
@@ -96,31 +105,6 @@ impl Backend {
                     None,
                 );
             }
-        }
-    }
-
-    /// Removes the runtime's state and the container's cgroup. Best effort:
-    /// the container is gone either way.
-    pub(super) fn delete(&mut self) {
-        match self {
-            Backend::Libcontainer(c) => {
-                if let Err(e) = c.delete(true) {
-                    tracing::warn!("deleting container state: {}", error_chain(&e));
-                }
-            }
-            Backend::External {
-                binary,
-                root,
-                id,
-                log,
-            } => {
-                if let Err(e) =
-                    run_runtime(binary, root, log, &["delete", "--force", id.as_str()], None)
-                {
-                    tracing::warn!("runtime delete: {e}");
-                }
-            }
-            Backend::Exec => {}
         }
     }
 }
@@ -241,7 +225,7 @@ fn create_libcontainer(cfg: &ShimConfig, io: ProcessIo) -> Result<(Backend, i32)
         .pid()
         .map(|p| p.as_raw())
         .ok_or_else(|| RuntimeError::Create("container has no pid after create".into()))?;
-    Ok((Backend::Libcontainer(Box::new(container)), pid))
+    Ok((Backend::Libcontainer, pid))
 }
 
 fn exec_libcontainer(
@@ -345,53 +329,6 @@ fn create_external(
         log,
     };
     Ok((backend, pid))
-}
-
-/// Runs `binary --root ROOT --log LOG --log-format json ARGS`; on failure the
-/// last error the runtime logged is the message.
-fn run_runtime(
-    binary: &Path,
-    root: &Path,
-    log: &Path,
-    args: &[&str],
-    io: Option<ProcessIo>,
-) -> Result<(), RuntimeError> {
-    let mut cmd = Command::new(binary);
-    cmd.arg("--root")
-        .arg(root)
-        .arg("--log")
-        .arg(log)
-        .arg("--log-format")
-        .arg("json")
-        .args(args);
-    match io {
-        // runc passes its own stdio to the container when there is no TTY.
-        Some(io) => {
-            cmd.stdin(io.stdin.map(Stdio::from).unwrap_or_else(Stdio::null));
-            cmd.stdout(io.stdout.map(Stdio::from).unwrap_or_else(Stdio::null));
-            cmd.stderr(io.stderr.map(Stdio::from).unwrap_or_else(Stdio::null));
-        }
-        None => {
-            cmd.stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null());
-        }
-    }
-    let status = cmd.status().map_err(|e| {
-        RuntimeError::Create(format!("running OCI runtime {}: {e}", binary.display()))
-    })?;
-    if status.success() {
-        return Ok(());
-    }
-    let text = std::fs::read_to_string(log).unwrap_or_default();
-    let msg = text
-        .lines()
-        .rev()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .find(|v| v["level"] == "error")
-        .and_then(|v| v["msg"].as_str().map(str::to_string))
-        .unwrap_or_else(|| format!("{} {} failed: {status}", binary.display(), args[0]));
-    Err(RuntimeError::Create(msg))
 }
 
 /// An error and all its causes on one line, as the runtime's message.

@@ -10,8 +10,13 @@
 //! down at that moment still learns it.
 
 mod backend;
-mod event_loop;
+mod control;
+mod create;
+mod handoff;
 mod log;
+mod monitor;
+
+pub use handoff::{monitor_main, MONITOR_BINARY};
 
 use std::path::{Path, PathBuf};
 
@@ -96,7 +101,7 @@ pub fn main(args: &[std::ffi::OsString]) -> i32 {
     }
 }
 
-fn tracing_to_stderr() {
+pub(super) fn tracing_to_stderr() {
     // The daemon points our stderr at STATE_DIR/shim.log. libcontainer also
     // logs from the container's init process, after fds 0-2 became the
     // container's stdio: log through a copy of fd 2 made now, so nothing of
@@ -162,5 +167,5 @@ fn run(state_dir: &Path) -> Result<(), RuntimeError> {
         id: String::new(),
         message: format!("bad {}: {e}", cfg_path.display()),
     })?;
-    event_loop::run(state_dir, &cfg)
+    create::run(state_dir, &cfg)
 }

@@ -86,22 +86,33 @@ pub struct Daemon {
     pub socket: PathBuf,
     child: Option<std::process::Child>,
     log: PathBuf,
+    env: Vec<(String, String)>,
 }
 
 impl Daemon {
     /// Starts a daemon on a fresh root and waits until it answers.
     pub fn start() -> Daemon {
+        Daemon::start_with_env(&[])
+    }
+
+    /// Starts a daemon with extra environment variables.
+    pub fn start_with_env(env: &[(&str, &str)]) -> Daemon {
         let dir = tempfile::Builder::new()
             .prefix("bt-")
             .tempdir_in("/tmp")
             .expect("tempdir");
         let socket = dir.path().join("s.sock");
         let log = dir.path().join("daemon.log");
+        let env = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         let mut d = Daemon {
             dir,
             socket,
             child: None,
             log,
+            env,
         };
         d.spawn();
         d
@@ -132,6 +143,7 @@ impl Daemon {
             // test writes its own here when it needs one.
             .arg("--config-file")
             .arg(self.dir.path().join("daemon.json"))
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log"))
             .stderr(log)

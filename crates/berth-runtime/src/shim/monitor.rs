@@ -1,25 +1,25 @@
-//! The shim's single-threaded loop: container output → log and daemon,
-//! daemon requests → container, SIGCHLD → exit status.
+//! The shim's monitor: a single-threaded loop over the running process —
+//! its output to the log and to the daemon, the daemon's requests to it,
+//! SIGCHLD to its exit status. It needs no container runtime library, so it
+//! can run in the small `berth-shim` binary (see `handoff.rs`).
 
 use std::io::{Read, Write};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
-use nix::fcntl::{fcntl, FcntlArg, OFlag};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-use nix::sys::signal::{kill, SigSet, Signal};
-use nix::sys::signalfd::{SfdFlags, SignalFd};
+use nix::sys::signal::{kill, Signal};
+use nix::sys::signalfd::SignalFd;
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 
-use super::backend::{Backend, ProcessIo};
+use super::control::Control;
+use super::files;
 use super::log::JsonLog;
-use super::{files, Ready, ShimConfig};
 use crate::protocol::{self, kind, Decoder, Event, ExitStatus, Request};
-use crate::RuntimeError;
 
 /// How long output may keep flowing after the process exited (from
 /// grandchildren that still hold the pipes) before the exit is final.
@@ -33,7 +33,7 @@ const RECHECK_MS: u16 = 1000;
 /// unsent: a slow reader slows the container instead of growing memory.
 const BACKPRESSURE: usize = 4 << 20;
 
-struct Client {
+pub(super) struct Client {
     stream: UnixStream,
     dec: Decoder,
     out: Vec<u8>,
@@ -61,232 +61,74 @@ impl Client {
     }
 }
 
-struct Output {
-    stream: u8,
-    fd: OwnedFd,
+/// One readable stream of the process: stdout, stderr, or the pty master.
+pub(super) struct Output {
+    pub(super) stream: u8,
+    pub(super) fd: OwnedFd,
 }
 
-struct Shim {
-    pid: i32,
-    started: bool,
-    backend: Backend,
-    outputs: Vec<Output>,
+/// The monitor's state.
+pub(super) struct Shim {
+    pub(super) pid: i32,
+    pub(super) started: bool,
+    pub(super) control: Control,
+    pub(super) outputs: Vec<Output>,
     /// The pty master, for resize.
-    master: Option<OwnedFd>,
-    stdin: Option<OwnedFd>,
+    pub(super) master: Option<OwnedFd>,
+    pub(super) stdin: Option<OwnedFd>,
     stdin_buf: Vec<u8>,
     stdin_close: bool,
     clients: Vec<Client>,
-    log: Option<JsonLog>,
+    pub(super) log: Option<JsonLog>,
     raw_exit: Option<(i32, Option<i32>, Instant)>,
     /// When the first daemon connection arrived: output is read (and so
     /// delivered) only from then on, so none is lost before anyone listens.
     first_client: Option<Instant>,
     /// The container's cgroup path (none for an exec).
-    cgroup: Option<String>,
+    pub(super) cgroup: Option<String>,
     exit: Option<ExitStatus>,
     shutdown: bool,
 }
 
-/// `linux.cgroupsPath` and `disableOOMKiller` from the bundle's config.
-fn cgroup_of(bundle: &Path) -> Option<(String, bool)> {
-    let data = std::fs::read(bundle.join("config.json")).ok()?;
-    let v: serde_json::Value = serde_json::from_slice(&data).ok()?;
-    let path = v["linux"]["cgroupsPath"].as_str()?.to_string();
-    let disable = v["linux"]["resources"]["memory"]["disableOOMKiller"]
-        .as_bool()
-        .unwrap_or(false);
-    Some((path, disable))
-}
-
-fn set_nonblocking(fd: BorrowedFd<'_>) -> Result<(), RuntimeError> {
-    let flags = fcntl(fd.as_raw_fd(), FcntlArg::F_GETFL).map_err(errno_io("fcntl"))?;
-    fcntl(
-        fd.as_raw_fd(),
-        FcntlArg::F_SETFL(OFlag::from_bits_truncate(flags) | OFlag::O_NONBLOCK),
-    )
-    .map_err(errno_io("fcntl"))?;
-    Ok(())
-}
-
-fn errno_io(op: &'static str) -> impl Fn(Errno) -> RuntimeError {
-    move |e| RuntimeError::io(op, "", std::io::Error::from_raw_os_error(e as i32))
-}
-
-fn pipe() -> Result<(OwnedFd, OwnedFd), RuntimeError> {
-    nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(errno_io("pipe"))
+impl Shim {
+    /// A monitor over a created process.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn new(
+        pid: i32,
+        started: bool,
+        control: Control,
+        outputs: Vec<Output>,
+        master: Option<OwnedFd>,
+        stdin: Option<OwnedFd>,
+        log: Option<JsonLog>,
+        cgroup: Option<String>,
+    ) -> Shim {
+        Shim {
+            pid,
+            started,
+            control,
+            outputs,
+            master,
+            stdin,
+            stdin_buf: Vec::new(),
+            stdin_close: false,
+            clients: Vec::new(),
+            log,
+            raw_exit: None,
+            first_client: None,
+            cgroup,
+            exit: None,
+            shutdown: false,
+        }
+    }
 }
 
 fn now_rfc3339() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
 }
 
-/// Prints the ready line on stdout and points stdout at /dev/null, so the
-/// daemon's read of the pipe ends.
-fn announce(ready: &Ready) {
-    let mut out = std::io::stdout().lock();
-    let _ = serde_json::to_writer(&mut out, ready);
-    let _ = out.write_all(b"\n");
-    let _ = out.flush();
-    if let Ok(null) = std::fs::OpenOptions::new().write(true).open("/dev/null") {
-        let _ = nix::unistd::dup2(null.as_raw_fd(), 1);
-    }
-}
-
-pub(super) fn run(state_dir: &Path, cfg: &ShimConfig) -> Result<(), RuntimeError> {
-    // Orphans of the container (and runc's init, once runc exits) become our
-    // children, so their exit reaches us.
-    nix::sys::prctl::set_child_subreaper(true).map_err(errno_io("prctl"))?;
-
-    let sock_path = state_dir.join(files::SOCKET);
-    let _ = std::fs::remove_file(&sock_path);
-    // Bind relative to the state dir: socket paths are limited to 108 bytes.
-    std::env::set_current_dir(state_dir).map_err(|e| RuntimeError::io("chdir", state_dir, e))?;
-    let listener =
-        UnixListener::bind(files::SOCKET).map_err(|e| RuntimeError::io("bind", &sock_path, e))?;
-    listener
-        .set_nonblocking(true)
-        .map_err(|e| RuntimeError::io("socket", &sock_path, e))?;
-
-    let mut outputs = Vec::new();
-    let mut io = ProcessIo {
-        stdin: None,
-        stdout: None,
-        stderr: None,
-        console_socket: None,
-    };
-    let mut stdin_w = None;
-    let console = if cfg.tty {
-        let p = state_dir.join(files::CONSOLE);
-        let _ = std::fs::remove_file(&p);
-        let l = UnixListener::bind(files::CONSOLE).map_err(|e| RuntimeError::io("bind", &p, e))?;
-        io.console_socket = Some(p);
-        Some(l)
-    } else {
-        if cfg.open_stdin {
-            let (r, w) = pipe()?;
-            io.stdin = Some(r);
-            stdin_w = Some(w);
-        } else {
-            let null = std::fs::File::open("/dev/null")
-                .map_err(|e| RuntimeError::io("open", "/dev/null", e))?;
-            io.stdin = Some(null.into());
-        }
-        let (or, ow) = pipe()?;
-        let (er, ew) = pipe()?;
-        io.stdout = Some(ow);
-        io.stderr = Some(ew);
-        outputs.push(Output {
-            stream: kind::STDOUT,
-            fd: or,
-        });
-        outputs.push(Output {
-            stream: kind::STDERR,
-            fd: er,
-        });
-        None
-    };
-
-    let (backend, pid) = match Backend::create(cfg, io, state_dir) {
-        Ok(v) => v,
-        Err(e) => {
-            Backend::cleanup_failed(cfg, state_dir);
-            announce(&Ready {
-                pid: None,
-                error: Some(e.to_string()),
-            });
-            return Err(e);
-        }
-    };
-
-    // The container's cgroup, for OOM accounting (and the one setting
-    // libcontainer does not apply).
-    let cgroup = if backend.is_exec() {
-        None
-    } else {
-        cgroup_of(&cfg.bundle)
-    };
-    if let Some((path, disable_oom)) = &cgroup {
-        if *disable_oom {
-            if let Err(e) = crate::cgroups::Hierarchy::detect().disable_oom_killer(path) {
-                tracing::warn!("--oom-kill-disable: {e}");
-            }
-        }
-    }
-
-    let mut master = None;
-    if let Some(l) = console {
-        let (conn, _) = l
-            .accept()
-            .map_err(|e| RuntimeError::io("accept", files::CONSOLE, e))?;
-        let m = crate::sys::recv_fd(conn.as_fd())
-            .map_err(|e| RuntimeError::io("receive pty master", files::CONSOLE, e))?;
-        let _ = std::fs::remove_file(files::CONSOLE);
-        let out = m
-            .try_clone()
-            .map_err(|e| RuntimeError::io("dup", "pty", e))?;
-        if cfg.open_stdin {
-            stdin_w = Some(
-                m.try_clone()
-                    .map_err(|e| RuntimeError::io("dup", "pty", e))?,
-            );
-        }
-        outputs.push(Output {
-            stream: kind::STDOUT,
-            fd: out,
-        });
-        master = Some(m);
-    }
-    for o in &outputs {
-        set_nonblocking(o.fd.as_fd())?;
-    }
-    if let Some(w) = &stdin_w {
-        set_nonblocking(w.as_fd())?;
-    }
-
-    // Only now block SIGCHLD: the container's process was forked before,
-    // so it does not inherit the blocked mask.
-    let mut mask = SigSet::empty();
-    mask.add(Signal::SIGCHLD);
-    mask.thread_block().map_err(errno_io("sigprocmask"))?;
-    let sigfd = SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
-        .map_err(errno_io("signalfd"))?;
-
-    let log = match &cfg.log_path {
-        Some(p) => Some(JsonLog::open(p).map_err(|e| RuntimeError::io("open", p, e))?),
-        None => None,
-    };
-    announce(&Ready {
-        pid: Some(pid),
-        error: None,
-    });
-
-    let mut shim = Shim {
-        pid,
-        started: backend.is_exec(),
-        backend,
-        outputs,
-        master,
-        stdin: stdin_w,
-        stdin_buf: Vec::new(),
-        stdin_close: false,
-        clients: Vec::new(),
-        log,
-        raw_exit: None,
-        first_client: None,
-        cgroup: cgroup.map(|(p, _)| p),
-        exit: None,
-        shutdown: false,
-    };
-    // A process that ended before SIGCHLD was blocked (an exec of `true`
-    // can) left no signal to read: look now.
-    shim.reap();
-    shim.serve(&listener, &sigfd, state_dir);
-    Ok(())
-}
-
 impl Shim {
-    fn serve(&mut self, listener: &UnixListener, sigfd: &SignalFd, state_dir: &Path) {
+    pub(super) fn serve(&mut self, listener: &UnixListener, sigfd: &SignalFd, state_dir: &Path) {
         let mut buf = vec![0u8; 64 * 1024];
         loop {
             if self.exit.is_some() && (self.shutdown || self.clients.is_empty()) {
@@ -500,7 +342,7 @@ impl Shim {
                         started_at: now_rfc3339(),
                     }
                 } else {
-                    match self.backend.start() {
+                    match self.control.start() {
                         Ok(()) => {
                             self.started = true;
                             Event::Started {
@@ -563,7 +405,7 @@ impl Shim {
         }
     }
 
-    fn reap(&mut self) {
+    pub(super) fn reap(&mut self) {
         loop {
             match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
                 Ok(WaitStatus::Exited(p, code)) if p.as_raw() == self.pid => {
@@ -605,7 +447,7 @@ impl Shim {
             .as_deref()
             .and_then(|p| crate::cgroups::Hierarchy::detect().oom_kills(p))
             .is_some_and(|n| n > 0);
-        self.backend.delete();
+        self.control.delete(self.cgroup.as_deref());
         let status = ExitStatus {
             code,
             signal,
