@@ -3,7 +3,8 @@
 # quick when everything is there). Run as root.
 set -euo pipefail
 pkgs=(build-essential pkg-config libseccomp-dev libsqlite3-dev libzstd-dev
-      busybox-static runc iproute2 python3 tar sqlite3 util-linux)
+      busybox-static runc iproute2 python3 tar sqlite3 util-linux skopeo docker-registry
+      nftables openssl)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -1,9 +1,10 @@
 //! Types of the Docker Engine API (v1.41–v1.45) as berth speaks it, shared by
 //! the daemon and the client, plus the pure helpers both sides need: image
-//! reference parsing, filter decoding, API version rules and the multiplexed
-//! stream framing. Nothing here does I/O.
+//! reference parsing, filter decoding, API version rules, the multiplexed
+//! stream framing and the detach-key scanner. Nothing here does I/O.
 
 pub mod container;
+pub mod detach;
 pub mod filters;
 pub mod image;
 pub mod reference;

@@ -196,6 +196,8 @@ pub(crate) async fn stream(conn: Hijacked, opts: StreamOpts) -> io::Result<Strea
                     }
                 }
             }
+            // A partial detach sequence held back was not one after all.
+            let _ = wr.write_all(proxy.pending()).await;
         }
         // Half-close: the daemon sees EOF on stdin, the output goes on.
         let _ = wr.shutdown().await;
@@ -363,9 +365,12 @@ impl Drop for TaskGuard {
     }
 }
 
-/// Signals forwarded to the container by `--sig-proxy` (the rest are
-/// runtime signals docker skips too: SIGCHLD, SIGPIPE, SIGURG, SIGWINCH).
-const PROXIED: [(libc::c_int, &str); 7] = [
+/// Signals forwarded to the container by `--sig-proxy`. docker catches
+/// every signal and skips SIGCHLD, SIGPIPE and SIGURG; berth leaves out
+/// SIGWINCH too (the TTY's size follows it through `resize` instead) and
+/// the ones a process cannot catch or that mean a crash of the CLI itself
+/// (SIGKILL, SIGSTOP, SIGSEGV, SIGBUS, SIGFPE, SIGILL).
+const PROXIED: [(libc::c_int, &str); 20] = [
     (libc::SIGINT, "INT"),
     (libc::SIGTERM, "TERM"),
     (libc::SIGHUP, "HUP"),
@@ -373,6 +378,19 @@ const PROXIED: [(libc::c_int, &str); 7] = [
     (libc::SIGUSR1, "USR1"),
     (libc::SIGUSR2, "USR2"),
     (libc::SIGALRM, "ALRM"),
+    (libc::SIGTSTP, "TSTP"),
+    (libc::SIGCONT, "CONT"),
+    (libc::SIGTTIN, "TTIN"),
+    (libc::SIGTTOU, "TTOU"),
+    (libc::SIGABRT, "ABRT"),
+    (libc::SIGTRAP, "TRAP"),
+    (libc::SIGXCPU, "XCPU"),
+    (libc::SIGXFSZ, "XFSZ"),
+    (libc::SIGVTALRM, "VTALRM"),
+    (libc::SIGPROF, "PROF"),
+    (libc::SIGIO, "IO"),
+    (libc::SIGPWR, "PWR"),
+    (libc::SIGSYS, "SYS"),
 ];
 
 /// Forwards the signals we receive to the container with

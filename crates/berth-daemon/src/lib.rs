@@ -111,6 +111,7 @@ pub async fn run(cfg: DaemonConfig) -> Result<(), DaemonError> {
         .map_err(|e| DaemonError::Internal(e.to_string()))??;
     d.restore().await;
     tracing::info!(socket = %socket.display(), data_root = %d.cfg.data_root.display(), "berth daemon listening");
+    let cgroup_parent = format!("/{}", d.cfg.cgroup_parent);
     let service = api::service(d);
     let shutdown = async {
         let mut term =
@@ -138,5 +139,6 @@ pub async fn run(cfg: DaemonConfig) -> Result<(), DaemonError> {
     .await;
     let _ = std::fs::remove_file(&socket);
     let _ = std::fs::remove_file(&pid_file);
+    berth_runtime::cgroups::Hierarchy::detect().remove_if_empty(&cgroup_parent);
     served.map_err(|e| DaemonError::Internal(format!("serving: {e}")))
 }

@@ -128,19 +128,26 @@ fn socket_path(state_dir: &Path) -> Result<(PathBuf, Option<std::fs::File>), Run
     Ok((p, Some(dir)))
 }
 
+/// Messages from a shim queued for the daemon before it stops reading the
+/// shim's socket (each at most 64 KiB of output: at most 2 MiB). A daemon
+/// that takes its time thereby slows the shim, which stops reading the
+/// container's output: memory stays bounded whatever the container writes.
+pub const SHIM_QUEUE: usize = 32;
+
 /// Connects to the shim in `state_dir`. Messages arrive on the returned
 /// channel, starting with [`Event::Hello`]; the channel closes when the
-/// shim goes away.
+/// shim goes away. The channel is bounded ([`SHIM_QUEUE`]): while it is
+/// full the socket is not read.
 pub async fn connect(
     state_dir: &Path,
-) -> Result<(ShimClient, mpsc::UnboundedReceiver<ShimMessage>), RuntimeError> {
+) -> Result<(ShimClient, mpsc::Receiver<ShimMessage>), RuntimeError> {
     let (path, _keep) = socket_path(state_dir)?;
     let stream = UnixStream::connect(&path)
         .await
         .map_err(|e| RuntimeError::io("connect", state_dir.join(files::SOCKET), e))?;
     drop(_keep);
     let (mut rd, wr) = stream.into_split();
-    let (tx, rx) = mpsc::unbounded_channel();
+    let (tx, rx) = mpsc::channel(SHIM_QUEUE);
     tokio::spawn(async move {
         let mut dec = Decoder::default();
         let mut buf = vec![0u8; 64 * 1024];
@@ -155,7 +162,7 @@ pub async fn connect(
                     Ok(Some((kind::CONTROL, payload))) => {
                         match serde_json::from_slice::<Event>(&payload) {
                             Ok(ev) => {
-                                if tx.send(ShimMessage::Event(ev)).is_err() {
+                                if tx.send(ShimMessage::Event(ev)).await.is_err() {
                                     return;
                                 }
                             }
@@ -163,7 +170,7 @@ pub async fn connect(
                         }
                     }
                     Ok(Some((stream, data))) => {
-                        if tx.send(ShimMessage::Output { stream, data }).is_err() {
+                        if tx.send(ShimMessage::Output { stream, data }).await.is_err() {
                             return;
                         }
                     }

@@ -7,7 +7,6 @@ use chrono::{DateTime, Local, NaiveDate, NaiveDateTime, TimeZone, Utc};
 use clap::Args;
 
 use super::{requires_exact, CmdResult, Ctx};
-use crate::attach::Splitter;
 use crate::client::{next_chunk, Query};
 
 /// `berth logs`.
@@ -210,17 +209,124 @@ pub(crate) async fn logs(ctx: &Ctx, args: &LogsArgs, path: &str) -> CmdResult {
             stdout.flush()?;
         }
     } else {
-        let mut split = Splitter::new(std::io::stdout(), std::io::stderr());
+        let mut out = FrameWriter::new(std::io::stdout(), std::io::stderr());
         while let Some(chunk) = next_chunk(&mut body).await? {
-            split.feed(&chunk)?;
+            out.feed(&chunk)?;
         }
+        out.finish()?;
     }
     Ok(0)
+}
+
+/// Writes multiplexed frames to stdout and stderr, a chunk at a time: a
+/// log holds one frame per line, and a write (and a flush) per frame would
+/// cost more than everything else. Order between the two streams is kept:
+/// one is flushed before the other is written to.
+struct FrameWriter<O: std::io::Write, E: std::io::Write> {
+    out: std::io::BufWriter<O>,
+    err: std::io::BufWriter<E>,
+    /// The stream last written to (1 or 2).
+    last: u8,
+    /// An incomplete frame from the previous chunk.
+    rest: Vec<u8>,
+}
+
+impl<O: std::io::Write, E: std::io::Write> FrameWriter<O, E> {
+    fn new(out: O, err: E) -> Self {
+        FrameWriter {
+            out: std::io::BufWriter::with_capacity(128 * 1024, out),
+            err: std::io::BufWriter::with_capacity(16 * 1024, err),
+            last: 1,
+            rest: Vec::new(),
+        }
+    }
+
+    fn feed(&mut self, chunk: &[u8]) -> std::io::Result<()> {
+        use std::io::Write;
+        let joined;
+        let data: &[u8] = if self.rest.is_empty() {
+            chunk
+        } else {
+            self.rest.extend_from_slice(chunk);
+            joined = std::mem::take(&mut self.rest);
+            &joined
+        };
+        let mut pos = 0;
+        while data.len() - pos >= 8 {
+            let len =
+                u32::from_be_bytes([data[pos + 4], data[pos + 5], data[pos + 6], data[pos + 7]])
+                    as usize;
+            if data.len() - pos - 8 < len {
+                break;
+            }
+            let payload = &data[pos + 8..pos + 8 + len];
+            let kind = data[pos];
+            match kind {
+                0..=2 => {
+                    let stream = if kind == 2 { 2 } else { 1 };
+                    if stream != self.last {
+                        if self.last == 1 {
+                            self.out.flush()?;
+                        } else {
+                            self.err.flush()?;
+                        }
+                        self.last = stream;
+                    }
+                    if stream == 2 {
+                        self.err.write_all(payload)?;
+                    } else {
+                        self.out.write_all(payload)?;
+                    }
+                }
+                3 => {
+                    return Err(std::io::Error::other(format!(
+                        "error from daemon in stream: {}",
+                        String::from_utf8_lossy(payload)
+                    )))
+                }
+                other => {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::InvalidData,
+                        format!("Unrecognized input header: {other}"),
+                    ))
+                }
+            }
+            pos += 8 + len;
+        }
+        self.rest = data[pos..].to_vec();
+        self.out.flush()?;
+        self.err.flush()
+    }
+
+    fn finish(&mut self) -> std::io::Result<()> {
+        use std::io::Write;
+        self.out.flush()?;
+        self.err.flush()
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn frames_split_across_chunks() {
+        let mut body = Vec::new();
+        for (k, t) in [(1u8, "out1\n"), (2, "err1\n"), (1, "out2\n")] {
+            body.extend_from_slice(&[k, 0, 0, 0, 0, 0, 0, t.len() as u8]);
+            body.extend_from_slice(t.as_bytes());
+        }
+        let mut w = FrameWriter::new(Vec::new(), Vec::new());
+        for piece in body.chunks(5) {
+            w.feed(piece).unwrap();
+        }
+        w.finish().unwrap();
+        assert_eq!(w.out.get_ref(), b"out1\nout2\n");
+        assert_eq!(w.err.get_ref(), b"err1\n");
+        let mut w = FrameWriter::new(Vec::new(), Vec::new());
+        assert!(w.feed(&[3, 0, 0, 0, 0, 0, 0, 1, b'x']).is_err());
+        assert!(w.feed(&[9, 0, 0, 0, 0, 0, 0, 0]).is_err());
+    }
 
     #[test]
     fn durations() {

@@ -1,7 +1,6 @@
 //! `/containers/...` handlers.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};
@@ -9,10 +8,9 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use berth_api::container::{ContainerCreateBody, ContainerSummary, CreateResponse, WaitResponse};
-use berth_api::stream::{frame, StreamKind};
 
 use super::Query;
-use crate::core::logs::{self, LogFilter, LogReader};
+use crate::core::logs::{self, LogsRequest};
 use crate::core::{wait, CreateRequest, Daemon, Status, WaitCondition};
 use crate::error::{DaemonError, Result};
 
@@ -282,117 +280,50 @@ pub(super) async fn resize(
 pub(super) async fn logs(
     State(d): State<Arc<Daemon>>,
     Path(id): Path<String>,
+    version: Option<axum::Extension<super::RequestedVersion>>,
     q: Query,
 ) -> Result<Response> {
     let c = d.container(&id)?;
-    let (tty, driver) = {
-        let r = c.rec();
-        (r.config.tty, r.host_config.log_config.kind.clone())
+    let time = |key: &str| -> Result<Option<i64>> {
+        match q.get(key).filter(|v| !v.is_empty()) {
+            None => Ok(None),
+            Some(v) => logs::parse_time_ns(v)
+                .map(|t| Some(t).filter(|t| *t != 0))
+                .ok_or_else(|| DaemonError::BadRequest(format!("invalid value for {key}: {v}"))),
+        }
     };
-    if driver == "none" {
-        return Err(DaemonError::BadRequest(
-            "configured logging driver does not support reading".into(),
-        ));
-    }
-    let filter = LogFilter {
+    let req = LogsRequest {
         stdout: q.flag("stdout"),
         stderr: q.flag("stderr"),
-        since: q
-            .get("since")
-            .and_then(logs::parse_time)
-            .filter(|s| *s > 0.0),
-        until: q
-            .get("until")
-            .and_then(logs::parse_time)
-            .filter(|s| *s > 0.0),
+        since: time("since")?,
+        until: time("until")?,
+        // Docker: anything but a number ≥ 0 means all.
+        tail: q
+            .get("tail")
+            .and_then(|t| t.trim().parse::<i64>().ok())
+            .and_then(|n| u64::try_from(n).ok()),
+        timestamps: q.flag("timestamps"),
+        details: q.flag("details"),
+        follow: q.flag("follow"),
     };
-    if !filter.stdout && !filter.stderr {
-        return Err(DaemonError::BadRequest(
-            "Bad parameters: you must choose at least one stream".into(),
-        ));
-    }
-    let tail = match q.get("tail") {
-        None | Some("") | Some("all") => None,
-        Some(t) => Some(
-            t.parse::<i64>()
-                .map(|n| n.max(0) as usize)
-                .map_err(|_| DaemonError::BadRequest(format!("invalid value for tail: {t}")))?,
-        ),
-    };
-    let timestamps = q.flag("timestamps");
-    let follow = q.flag("follow");
-    let path = d.log_path(&c.id);
-    let encode = move |l: &logs::LogLine| -> Bytes {
-        let mut data = Vec::with_capacity(l.data.len() + 32);
-        if timestamps {
-            data.extend_from_slice(l.timestamp().as_bytes());
-            data.push(b' ');
-        }
-        data.extend_from_slice(&l.data);
-        if tty {
-            Bytes::from(data)
+    let (tty, rx) = d.logs(&c, req)?;
+    let chunks = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|b| (Ok::<_, std::io::Error>(b), rx))
+    });
+    // dockerd names the stream type from API 1.42 on; before, none.
+    let mut resp = (StatusCode::OK, Body::from_stream(chunks)).into_response();
+    if super::attach::api_version(version.as_ref().map(|v| &v.0))
+        >= berth_api::version::ApiVersion(1, 42)
+    {
+        let ctype = if tty {
+            "application/vnd.docker.raw-stream"
         } else {
-            let kind = if l.stream == 2 {
-                StreamKind::Stderr
-            } else {
-                StreamKind::Stdout
-            };
-            Bytes::from(frame(kind, &data))
-        }
-    };
-    let mut reader = LogReader::new(&path);
-    let first: Vec<Bytes> = logs::tail(
-        reader
-            .read_new()
-            .into_iter()
-            .filter(|l| filter.accepts(l))
-            .collect(),
-        tail,
-    )
-    .iter()
-    .map(&encode)
-    .collect();
-    let initial = futures_util::stream::iter(first.into_iter().map(Ok::<_, std::io::Error>));
-    let body = if follow {
-        let until = filter.until;
-        let rest =
-            futures_util::stream::unfold((reader, c, false), move |(mut reader, c, done)| {
-                let filter = filter.clone();
-                async move {
-                    if done {
-                        return None;
-                    }
-                    loop {
-                        let running = c.status().is_active();
-                        let lines: Vec<Bytes> = reader
-                            .read_new()
-                            .iter()
-                            .filter(|l| filter.accepts(l))
-                            .map(&encode)
-                            .collect();
-                        let past_until = until.is_some_and(|u| {
-                            std::time::SystemTime::now()
-                                .duration_since(std::time::UNIX_EPOCH)
-                                .map(|n| n.as_secs_f64() >= u)
-                                .unwrap_or(false)
-                        });
-                        let finished = !running || past_until;
-                        if !lines.is_empty() || finished {
-                            let chunk = Bytes::from(lines.concat());
-                            return Some((Ok::<_, std::io::Error>(chunk), (reader, c, finished)));
-                        }
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                    }
-                }
-            });
-        Body::from_stream(futures_util::StreamExt::chain(initial, rest))
-    } else {
-        Body::from_stream(initial)
-    };
-    let ctype = if tty {
-        "application/vnd.docker.raw-stream"
-    } else {
-        "application/vnd.docker.multiplexed-stream"
-    };
-    Ok((StatusCode::OK, [(header::CONTENT_TYPE, ctype)], body).into_response())
+            "application/vnd.docker.multiplexed-stream"
+        };
+        resp.headers_mut().insert(
+            header::CONTENT_TYPE,
+            header::HeaderValue::from_static(ctype),
+        );
+    }
+    Ok(resp)
 }

@@ -9,10 +9,13 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use berth_api::container::CreateResponse;
 
-use super::attach::{is_upgrade, upgrade_and_serve, Wanted};
-use super::Query;
+use berth_api::version::ApiVersion;
+
+use super::attach::{
+    api_version, detach_keys, is_upgrade, upgrade_and_serve, Session, StdinMode, Wanted,
+};
+use super::{Query, RequestedVersion};
 use crate::core::exec::ExecConfig;
-use crate::core::stdio::AttachMsg;
 use crate::core::Daemon;
 use crate::error::{DaemonError, Result};
 
@@ -30,6 +33,10 @@ pub(super) async fn create(
 ) -> Result<Response> {
     let c = d.container(&id)?;
     let cfg: ExecConfig = json_body(&body)?;
+    if !cfg.detach_keys.is_empty() {
+        // dockerd checks them here; the exec's attach uses them.
+        detach_keys(&cfg.detach_keys, "escape")?;
+    }
     let exec_id = d.exec_create(&c, cfg)?;
     Ok((
         StatusCode::CREATED,
@@ -55,6 +62,7 @@ pub(super) async fn start(
 ) -> Result<Response> {
     let e = d.exec(&id)?;
     let upgrade = is_upgrade(&req);
+    let version = api_version(req.extensions().get::<RequestedVersion>());
     let body = std::mem::take(req.body_mut());
     let bytes = axum::body::to_bytes(body, 1 << 20)
         .await
@@ -67,10 +75,11 @@ pub(super) async fn start(
     // Subscribe before the process runs: the shim holds its output until the
     // daemon connects, and the daemon hands it to this subscriber.
     let output = e.stdio.subscribe();
+    let tty = e.config.tty || start.tty;
     let wanted = Wanted {
         stdout: e.config.attach_stdout,
         stderr: e.config.attach_stderr,
-        tty: e.config.tty || start.tty,
+        raw: tty,
     };
     // As dockerd: the stream is up before the process starts, and a failed
     // start is reported inside it (the client reads the exit code, 126/127,
@@ -80,33 +89,42 @@ pub(super) async fn start(
     let run = async move {
         if let Err(err) = d2.exec_start(&e2).await {
             let text = format!("{err}\r\n");
-            e2.stdio.publish(AttachMsg::Output(1, Bytes::from(text)));
-            e2.stdio.publish(AttachMsg::End);
+            e2.stdio.output(1, Bytes::from(text)).await;
+            e2.stdio.end();
         }
     };
     if upgrade {
-        let resp = upgrade_and_serve(
-            &mut req,
-            e.stdio.clone(),
-            Some(output),
+        // dockerd's exec attach: CloseStdin is always set, the detach keys
+        // are the exec's own (checked at create).
+        let stdin = e.config.attach_stdin.then(|| StdinMode {
+            tty,
+            detach_keys: detach_keys(&e.config.detach_keys, "escape").unwrap_or_default(),
+            close_stdin: true,
+        });
+        let session = Session {
+            hub: e.stdio.clone(),
+            output: Some(output),
+            prelude: Vec::new(),
             wanted,
-            e.config.attach_stdin,
-        );
+            stdin,
+        };
+        let ctype = if !tty && version >= ApiVersion(1, 42) {
+            "application/vnd.docker.multiplexed-stream"
+        } else {
+            "application/vnd.docker.raw-stream"
+        };
+        let resp = upgrade_and_serve(&mut req, session, ctype);
         tokio::spawn(run);
         return Ok(resp);
     }
     tokio::spawn(run);
     let body = Body::from_stream(futures_util::stream::unfold(
         output,
-        move |mut rx| async move {
+        move |mut sub| async move {
             loop {
-                match rx.recv().await? {
-                    AttachMsg::Output(s, data) => {
-                        if let Some(b) = wanted.encode(s, &data) {
-                            return Some((Ok::<_, std::io::Error>(b), rx));
-                        }
-                    }
-                    AttachMsg::End => return None,
+                let (stream, data) = sub.recv().await?;
+                if let Some(b) = wanted.encode(stream, &data) {
+                    return Some((Ok::<_, std::io::Error>(b), sub));
                 }
             }
         },

@@ -2,6 +2,7 @@
 //! standard headers, and the handlers (one file per object).
 
 mod attach;
+mod attach_ws;
 mod containers;
 mod exec;
 mod images;
@@ -103,6 +104,7 @@ fn router(d: Arc<Daemon>) -> Router {
         .route("/containers/{id}/resize", post(containers::resize))
         .route("/containers/{id}/logs", get(containers::logs))
         .route("/containers/{id}/attach", post(attach::attach))
+        .route("/containers/{id}/attach/ws", get(attach_ws::attach_ws))
         .route("/containers/{id}/exec", post(exec::create))
         .route("/containers/{id}/pause", post(resources::pause))
         .route("/containers/{id}/unpause", post(resources::unpause))

@@ -139,6 +139,7 @@ impl Daemon {
             ));
         }
         let warnings = super::spec_map::validate(&config, &host_config)?;
+        super::logs::merge_log_config(&self.cfg, &mut host_config.log_config)?;
         // Docker's adaptContainerSettings: what inspect then shows
         // (MemorySwap, ShmSize, IpcMode, masked paths…).
         super::spec_map::adapt(&mut host_config, super::spec_map::HostFacts::get());

@@ -247,6 +247,7 @@ impl Daemon {
             tty: cfg.tty,
             open_stdin: cfg.attach_stdin,
             log_path: None,
+            log: Default::default(),
             exec_process: Some(process_path),
             console_size: super::start::console_size(cfg.console_size.as_deref()),
         };
@@ -290,6 +291,8 @@ impl Daemon {
                 }
             }
         };
+        e.stdio
+            .set_exit_file(state_dir.join(berth_runtime::shim::files::EXIT));
         e.stdio.spawn_pump(client.clone(), true, stop);
         let d = self.clone();
         let e2 = e.clone();
@@ -298,7 +301,7 @@ impl Daemon {
             while let Some(msg) = rx.recv().await {
                 match msg {
                     ShimMessage::Output { stream, data } => {
-                        e2.stdio.publish(AttachMsg::Output(stream, data.into()))
+                        e2.stdio.output(stream, data.into()).await
                     }
                     ShimMessage::Event(Event::Exited(s)) => {
                         code = Some(s.code as i64);

@@ -9,7 +9,7 @@ use berth_runtime::protocol::{Event, ExitStatus, Request};
 use berth_runtime::shim::{self, ShimConfig};
 use berth_runtime::spec;
 use berth_runtime::user;
-use tokio::sync::mpsc::UnboundedReceiver;
+use tokio::sync::mpsc::Receiver;
 
 use super::container::{AttachMsg, Container, Status};
 use super::{now_rfc3339, spec_map, Daemon};
@@ -183,6 +183,7 @@ impl Daemon {
 
         let (runtime_bin, runtime_root) = self.runtime_paths(&rec.runtime);
         let state_dir = self.state_dir(&c.id);
+        let (log_path, log) = self.shim_log(&rec).map_err(internal)?;
         let shim_cfg = ShimConfig {
             id: c.id.clone(),
             bundle: dir.clone(),
@@ -190,7 +191,8 @@ impl Daemon {
             runtime: runtime_bin,
             tty: config.tty,
             open_stdin: config.open_stdin,
-            log_path: (hc.log_config.kind != "none").then(|| self.log_path(&c.id)),
+            log_path,
+            log,
             exec_process: None,
             console_size: console_size(hc.console_size.as_deref()),
         };
@@ -238,14 +240,19 @@ impl Daemon {
             l.running = true;
             l.unclaimed_exit = None;
         });
-        for (stream, data) in early {
-            c.stdio.publish(AttachMsg::Output(stream, data.into()));
-        }
+        c.stdio.set_exit_file(state_dir.join(shim::files::EXIT));
         c.stdio
             .spawn_pump(client, rec.config.stdin_once, c.stopped());
         let d = self.clone();
         let cc = c.clone();
-        tokio::spawn(async move { d.monitor(cc, rx).await });
+        // Output that came before `Started` goes first, in the monitor's
+        // task: a slow client never holds up `start` (and its lock).
+        tokio::spawn(async move {
+            for (stream, data) in early {
+                cc.stdio.output(stream, data.into()).await;
+            }
+            d.monitor(cc, rx).await
+        });
         Ok(())
     }
 
@@ -263,16 +270,11 @@ impl Daemon {
     }
 
     /// Follows a running container's shim until the process exits.
-    pub(super) async fn monitor(
-        self: Arc<Self>,
-        c: Arc<Container>,
-        mut rx: UnboundedReceiver<ShimMessage>,
-    ) {
+    pub(super) async fn monitor(self: Arc<Self>, c: Arc<Container>, mut rx: Receiver<ShimMessage>) {
         while let Some(msg) = rx.recv().await {
             match msg {
-                ShimMessage::Output { stream, data } => {
-                    c.stdio.publish(AttachMsg::Output(stream, data.into()))
-                }
+                // Waits while an attached client is slow (back-pressure).
+                ShimMessage::Output { stream, data } => c.stdio.output(stream, data.into()).await,
                 ShimMessage::Event(Event::Exited(status)) => {
                     self.on_exit(&c, Some(status)).await;
                     return;

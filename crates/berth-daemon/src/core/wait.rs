@@ -33,7 +33,8 @@ impl WaitCondition {
 /// How recent an unclaimed exit may be for a late `next-exit` wait to take it.
 const LATE_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
-/// Counts a `next-exit` waiter while alive.
+/// Counts a waiter while alive (`Lifecycle::next_exit_waiters` counts
+/// waiters of every condition: an exit that any waiter saw is claimed).
 struct Registered<'a>(&'a Container);
 
 impl Drop for Registered<'_> {
@@ -48,16 +49,31 @@ impl Drop for Registered<'_> {
 pub async fn wait(c: &Arc<Container>, cond: WaitCondition) -> i64 {
     let mut rx = c.lifecycle.subscribe();
     let mut late = None;
-    let _registered = (cond == WaitCondition::NextExit).then(|| {
+    // Only the exit of a run started moments ago can be the one a late
+    // waiter's client started; an older one is a previous run's (`start
+    // -a` again right after an exit waits for the new run).
+    let recent_start = chrono::DateTime::parse_from_rfc3339(&c.rec().state.started_at)
+        .ok()
+        .and_then(|t| {
+            (chrono::Utc::now() - t.with_timezone(&chrono::Utc))
+                .to_std()
+                .ok()
+        })
+        .is_some_and(|age| age < LATE_WAIT);
+    let _registered = {
         c.lifecycle.send_modify(|l| {
             l.next_exit_waiters += 1;
-            if !l.running && l.unclaimed_exit.is_some_and(|t| t.elapsed() < LATE_WAIT) {
+            if cond == WaitCondition::NextExit
+                && !l.running
+                && recent_start
+                && l.unclaimed_exit.is_some_and(|t| t.elapsed() < LATE_WAIT)
+            {
                 l.unclaimed_exit = None;
                 late = Some(l.exit_code);
             }
         });
         Registered(c)
-    });
+    };
     if let Some(code) = late {
         return code;
     }

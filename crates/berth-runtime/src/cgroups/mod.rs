@@ -318,6 +318,24 @@ impl Hierarchy {
         Ok(())
     }
 
+    /// Removes a cgroup directory (every v1 hierarchy's copy) only where
+    /// it is empty: a daemon that stops tidies its parent cgroup away, but
+    /// one still holding running containers stays (rmdir refuses it).
+    pub fn remove_if_empty(&self, cgroup_path: &str) {
+        let Ok(rel) = relative(cgroup_path) else {
+            return;
+        };
+        let dirs: Vec<PathBuf> = match self {
+            Hierarchy::V1 { root } => std::fs::read_dir(root)
+                .map(|rd| rd.flatten().map(|e| e.path().join(&rel)).collect())
+                .unwrap_or_default(),
+            Hierarchy::V2 { root } => vec![root.join(&rel)],
+        };
+        for d in dirs {
+            let _ = std::fs::remove_dir(d);
+        }
+    }
+
     /// `--oom-kill-disable`: on v1, memory.oom_control = 1 (libcontainer
     /// ignores the spec's disableOOMKiller). v2 has no such switch: Docker
     /// warns and ignores it there, and so does this.

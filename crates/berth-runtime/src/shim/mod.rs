@@ -13,7 +13,9 @@ mod backend;
 mod control;
 mod create;
 mod handoff;
-mod log;
+pub mod log;
+pub mod log_files;
+pub mod log_local;
 mod monitor;
 
 pub use handoff::{monitor_main, MONITOR_BINARY};
@@ -40,8 +42,12 @@ pub struct ShimConfig {
     pub tty: bool,
     /// Keep a writable stdin (`-i`).
     pub open_stdin: bool,
-    /// The json-file log to append to; `None` keeps no log.
+    /// The log's current file (json-file: `<id>-json.log`, local:
+    /// `local-logs/container.log`); `None` keeps no log.
     pub log_path: Option<PathBuf>,
+    /// How the log is written: driver, rotation, attributes.
+    #[serde(default)]
+    pub log: log_files::LogSettings,
     /// Exec mode: run this OCI process (a `process.json`) inside the
     /// already running container `id` instead of creating the container.
     /// The process starts at once; its output is held until the daemon
