@@ -4,7 +4,7 @@
 set -euo pipefail
 pkgs=(build-essential pkg-config libseccomp-dev libsqlite3-dev libzstd-dev
       busybox-static runc iproute2 python3 tar sqlite3 util-linux skopeo docker-registry
-      nftables openssl)
+      nftables openssl python3-docker)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

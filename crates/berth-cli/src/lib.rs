@@ -29,6 +29,8 @@ use clap::{CommandFactory, Parser, Subcommand};
 
 use client::{Client, ClientError, Host, DEFAULT_HOST};
 use commands::attach::AttachArgs;
+use commands::build::BuildArgs;
+use commands::cp::CpArgs;
 use commands::create::CreateArgs;
 use commands::events::EventsArgs;
 use commands::exec::ExecArgs;
@@ -88,6 +90,12 @@ enum Command {
     Images(ImagesArgs),
     /// Download an image from a registry
     Pull(PullArgs),
+    /// Upload an image to a registry
+    Push(commands::registry::PushArgs),
+    /// Authenticate to a registry
+    Login(commands::registry::LoginArgs),
+    /// Log out from a registry
+    Logout(commands::registry::LogoutArgs),
     /// Show the berth version information
     Version(VersionArgs),
     /// Display system-wide information
@@ -102,6 +110,21 @@ enum Command {
         #[command(subcommand)]
         cmd: ImageCmd,
     },
+    /// Manage networks
+    Network {
+        #[command(subcommand)]
+        cmd: commands::network::NetworkCmd,
+    },
+    /// Manage builds
+    Builder {
+        #[command(subcommand)]
+        cmd: BuilderCmd,
+    },
+    /// Manage volumes
+    Volume {
+        #[command(subcommand)]
+        cmd: commands::volume::VolumeCmd,
+    },
     /// Manage berth
     System {
         #[command(subcommand)]
@@ -115,6 +138,10 @@ enum Command {
     },
     /// Attach local standard input, output, and error streams to a running container
     Attach(AttachArgs),
+    /// Build an image from a Dockerfile
+    Build(BuildArgs),
+    /// Copy files/folders between a container and the local filesystem
+    Cp(CpArgs),
     /// Create a new container
     Create(CreateArgs),
     /// Get real time events from the server
@@ -169,6 +196,8 @@ enum Command {
 enum ContainerCmd {
     /// Attach local standard input, output, and error streams to a running container
     Attach(AttachArgs),
+    /// Copy files/folders between a container and the local filesystem
+    Cp(CpArgs),
     /// Create a new container
     Create(CreateArgs),
     /// Execute a command in a running container
@@ -186,6 +215,8 @@ enum ContainerCmd {
     Pause(PauseArgs),
     /// List port mappings or a specific mapping for the container
     Port(PortArgs),
+    /// Remove all stopped containers
+    Prune(commands::prune::PruneArgs),
     /// Rename a container
     Rename(RenameArgs),
     /// Restart one or more containers
@@ -212,7 +243,17 @@ enum ContainerCmd {
 }
 
 #[derive(Debug, Subcommand)]
+enum BuilderCmd {
+    /// Remove build cache
+    Prune(commands::prune::PruneArgs),
+}
+
+#[derive(Debug, Subcommand)]
 enum SystemCmd {
+    /// Show docker disk usage
+    Df(commands::prune::DfArgs),
+    /// Remove unused data
+    Prune(commands::prune::PruneArgs),
     /// Get real time events from the server
     Events(EventsArgs),
     /// Display system-wide information
@@ -221,6 +262,8 @@ enum SystemCmd {
 
 #[derive(Debug, Subcommand)]
 enum ImageCmd {
+    /// Build an image from a Dockerfile
+    Build(BuildArgs),
     /// Show the history of an image
     History(HistoryArgs),
     /// Import the contents from a tarball to create a filesystem image
@@ -232,8 +275,12 @@ enum ImageCmd {
     /// List images
     #[command(visible_alias = "list")]
     Ls(ImagesArgs),
+    /// Remove unused images
+    Prune(commands::prune::PruneArgs),
     /// Download an image from a registry
     Pull(PullArgs),
+    /// Upload an image to a registry
+    Push(commands::registry::PushArgs),
     /// Remove one or more images
     #[command(visible_alias = "remove")]
     Rm(RmiArgs),
@@ -384,6 +431,21 @@ async fn dispatch(ctx: &Ctx, command: Command) -> CmdResult {
         Command::System {
             cmd: SystemCmd::Info(a),
         } => system::info(ctx, &a).await,
+        Command::System {
+            cmd: SystemCmd::Df(a),
+        } => commands::prune::df(ctx, &a).await,
+        Command::System {
+            cmd: SystemCmd::Prune(a),
+        } => commands::prune::system_prune(ctx, &a).await,
+        Command::Container {
+            cmd: ContainerCmd::Prune(a),
+        } => commands::prune::container_prune(ctx, &a).await,
+        Command::Image {
+            cmd: ImageCmd::Prune(a),
+        } => commands::prune::image_prune(ctx, &a).await,
+        Command::Builder {
+            cmd: BuilderCmd::Prune(a),
+        } => commands::prune::builder_prune(ctx, &a).await,
         Command::Run(a)
         | Command::Container {
             cmd: ContainerCmd::Run(a),
@@ -459,6 +521,10 @@ async fn dispatch(ctx: &Ctx, command: Command) -> CmdResult {
         | Command::Image {
             cmd: ImageCmd::Load(a),
         } => image_io::load(ctx, &a).await,
+        Command::Build(a)
+        | Command::Image {
+            cmd: ImageCmd::Build(a),
+        } => commands::build::build(ctx, &a).await,
         Command::Save(a)
         | Command::Image {
             cmd: ImageCmd::Save(a),
@@ -467,7 +533,19 @@ async fn dispatch(ctx: &Ctx, command: Command) -> CmdResult {
         | Command::Image {
             cmd: ImageCmd::Pull(a),
         } => image_io::pull(ctx, &a).await,
+        Command::Push(a)
+        | Command::Image {
+            cmd: ImageCmd::Push(a),
+        } => commands::registry::push(ctx, &a).await,
+        Command::Login(a) => commands::registry::login(ctx, &a).await,
+        Command::Logout(a) => commands::registry::logout(ctx, &a).await,
         Command::Info(a) => system::info(ctx, &a).await,
+        Command::Network { cmd } => commands::network::network(ctx, &cmd).await,
+        Command::Volume { cmd } => commands::volume::volume(ctx, &cmd).await,
+        Command::Cp(a)
+        | Command::Container {
+            cmd: ContainerCmd::Cp(a),
+        } => commands::cp::cp(ctx, &a).await,
         Command::Version(_) | Command::Daemon { .. } => Ok(0),
     }
 }

@@ -145,6 +145,44 @@ pub struct DaemonConfig {
     pub max_concurrent_downloads: u32,
     /// Parallel layer uploads.
     pub max_concurrent_uploads: u32,
+    /// Host-side names of this daemon's networking.
+    pub net: NetNames,
+}
+
+/// What a daemon's networking is named on the host, so that several
+/// daemons run side by side: the default daemon has Docker's shape
+/// (`berth0`, table `berth`); others add a hash of their data root.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NetNames {
+    /// The default bridge is `<prefix>0`.
+    pub bridge_prefix: String,
+    /// The nftables table (`inet` family).
+    pub nft_table: String,
+    /// Host ends of veth pairs start with this (at most 6 characters).
+    pub veth_prefix: String,
+}
+
+impl NetNames {
+    fn derive(default_root: bool, data_root: &Path) -> NetNames {
+        if default_root {
+            return NetNames {
+                bridge_prefix: "berth".into(),
+                nft_table: "berth".into(),
+                veth_prefix: "vb".into(),
+            };
+        }
+        let h = short_hash(&data_root.display().to_string());
+        NetNames {
+            bridge_prefix: format!("bt{h}"),
+            nft_table: format!("berth-{h}"),
+            veth_prefix: format!("v{}", &h[..5]),
+        }
+    }
+
+    /// The default bridge's interface.
+    pub fn default_bridge(&self) -> String {
+        format!("{}0", self.bridge_prefix)
+    }
 }
 
 /// Picks the flag, else the file's value; both set is dockerd's error.
@@ -277,6 +315,7 @@ impl DaemonConfig {
                 .ok_or_else(|| format!("--log-opt {o}: expected KEY=VALUE"))?;
             log_opts.insert(k.to_string(), v.to_string());
         }
+        let net = NetNames::derive(default_root, &data_root);
         Ok(DaemonConfig {
             socket,
             data_root,
@@ -292,6 +331,7 @@ impl DaemonConfig {
             registry_mirrors: f.registry_mirrors.clone(),
             max_concurrent_downloads: f.max_concurrent_downloads.unwrap_or(3),
             max_concurrent_uploads: f.max_concurrent_uploads.unwrap_or(5),
+            net,
         })
     }
 
@@ -362,6 +402,11 @@ mod tests {
         let d = DaemonConfig::resolve(&DaemonArgs::default(), &FileConfig::default()).unwrap();
         assert_eq!(d.socket, PathBuf::from(DEFAULT_SOCKET));
         assert_eq!(d.cgroup_parent, "berth");
+        assert_eq!(d.net.default_bridge(), "berth0");
+        assert_eq!(d.net.nft_table, "berth");
+        let n = NetNames::derive(false, Path::new("/tmp/x"));
+        assert!(n.default_bridge().len() <= 15 && n.veth_prefix.len() <= 6);
+        assert_ne!(n, NetNames::derive(false, Path::new("/tmp/y")));
         assert_eq!(d.log_driver, "json-file");
         assert!(DaemonConfig::resolve(
             &DaemonArgs::default(),

@@ -20,6 +20,9 @@ pub enum DaemonError {
     /// 409.
     #[error("{0}")]
     Conflict(String),
+    /// 403.
+    #[error("{0}")]
+    Forbidden(String),
     /// 304 (already started / already stopped).
     #[error("not modified")]
     NotModified,
@@ -47,6 +50,7 @@ impl DaemonError {
             DaemonError::BadRequest(_) => StatusCode::BAD_REQUEST,
             DaemonError::NotFound(_) => StatusCode::NOT_FOUND,
             DaemonError::Conflict(_) => StatusCode::CONFLICT,
+            DaemonError::Forbidden(_) => StatusCode::FORBIDDEN,
             DaemonError::NotModified => StatusCode::NOT_MODIFIED,
             DaemonError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             DaemonError::NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,

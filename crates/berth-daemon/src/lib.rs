@@ -109,10 +109,11 @@ pub async fn run(cfg: DaemonConfig) -> Result<(), DaemonError> {
     let d = tokio::task::spawn_blocking(move || core::Daemon::open(cfg))
         .await
         .map_err(|e| DaemonError::Internal(e.to_string()))??;
+    d.open_networking().await?;
     d.restore().await;
     tracing::info!(socket = %socket.display(), data_root = %d.cfg.data_root.display(), "berth daemon listening");
     let cgroup_parent = format!("/{}", d.cfg.cgroup_parent);
-    let service = api::service(d);
+    let service = api::service(d.clone());
     let shutdown = async {
         let mut term =
             tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
@@ -137,6 +138,7 @@ pub async fn run(cfg: DaemonConfig) -> Result<(), DaemonError> {
     )
     .with_graceful_shutdown(shutdown)
     .await;
+    d.shutdown_networking().await;
     let _ = std::fs::remove_file(&socket);
     let _ = std::fs::remove_file(&pid_file);
     berth_runtime::cgroups::Hierarchy::detect().remove_if_empty(&cgroup_parent);

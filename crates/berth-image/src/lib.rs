@@ -7,17 +7,22 @@
 
 mod archive;
 pub mod changes;
+mod commit;
 pub mod compression;
 pub mod config;
+mod distribution;
 mod error;
 mod import;
 mod layers;
 pub mod mount;
+pub mod rootpath;
 mod store;
 pub mod unpack;
 
 pub use archive::{LoadedImage, SaveRequest};
+pub use commit::{write_upper_tar, CommitRequest};
 pub use config::{History, ImageConfig, RootFsConfig};
+pub use distribution::{LayerLease, PushBlob};
 pub use error::ImageError;
 pub use import::{host_arch, layer_media_type, ImportOptions};
 pub use layers::chain_ids;

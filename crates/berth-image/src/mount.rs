@@ -67,6 +67,26 @@ pub fn is_mounted(p: &Path) -> bool {
     mounts.lines().any(|l| l.split(' ').nth(4) == Some(&*want))
 }
 
+/// Unmounts everything mounted at or below `dir` (deepest first); errors
+/// are logged, as this only cleans up after a crash.
+pub fn unmount_under(dir: &Path) {
+    let Ok(mounts) = std::fs::read_to_string("/proc/self/mountinfo") else {
+        return;
+    };
+    let mut targets: Vec<PathBuf> = mounts
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .map(PathBuf::from)
+        .filter(|p| p.starts_with(dir))
+        .collect();
+    targets.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
+    for t in targets {
+        if let Err(e) = unmount(&t) {
+            tracing::warn!("unmounting {}: {e}", t.display());
+        }
+    }
+}
+
 /// Unmounts `p` if mounted; falls back to a lazy unmount when busy.
 pub fn unmount(p: &Path) -> Result<(), ImageError> {
     if !is_mounted(p) {

@@ -61,6 +61,8 @@ impl ImageStore {
         let blobs = BlobStore::open(data_root.join("blobs"))?;
         // Staging space of loads and imports; whatever is there was interrupted.
         let tmp = data_root.join("tmp");
+        // A build interrupted by a crash may have left overlays mounted here.
+        crate::mount::unmount_under(&tmp);
         crate::layers::remove_tree(&tmp)?;
         std::fs::create_dir_all(&tmp).map_err(|e| ImageError::io("create", &tmp, e))?;
         let layers = Layers::open(data_root.join("layers"), meta.clone())?;

@@ -593,6 +593,21 @@ impl Net {
         }
     }
 
+    /// Removes everything this daemon made on the host: the nftables
+    /// table, every bridge, the prepared namespaces and their directory.
+    /// The records stay, and the next [`Net::open`] makes it all again:
+    /// for a daemon that stops with no container running, so that nothing
+    /// of it is left behind. Goes on past failures and reports them all.
+    pub async fn teardown_host(&self) -> Result<(), NetError> {
+        let mut errs = TeardownErrors::default();
+        errs.note(self.firewall.lock().await.delete_table().await);
+        for n in self.networks() {
+            errs.note(self.driver.teardown_network(&n).await);
+        }
+        errs.note(self.pool.close());
+        errs.into_result()
+    }
+
     /// Stops the DNS servers and unpins the unused prepared namespaces.
     /// Networks, veths and rules stay: containers keep their connectivity
     /// while the daemon is down ([`Net::open`] picks them up again).

@@ -9,10 +9,11 @@
 //! described in `server/storage.rs`). Authentication is htpasswd (bcrypt)
 //! Basic or Docker's token flow with a built-in token endpoint, with
 //! per-repository permissions; TLS is rustls. The distribution client
-//! (pull/push for the daemon) will live beside the server in this crate.
+//! (pull/push for the daemon) lives beside the server, in [`client`].
 
 #![deny(missing_docs)]
 
+pub mod client;
 mod error;
 mod server;
 

@@ -144,6 +144,9 @@ pub struct BindMount {
     pub destination: String,
     /// Mounted read-only.
     pub readonly: bool,
+    /// Propagation (`rshared`, `slave`…); `rprivate` when `None`.
+    #[serde(default)]
+    pub propagation: Option<String>,
 }
 
 /// Which network namespace the container gets.
@@ -898,7 +901,7 @@ fn build_with(
 
     let mut user = Vec::new();
     for b in &spec.binds {
-        let mut opts = vec!["rbind", "rprivate"];
+        let mut opts = vec!["rbind", b.propagation.as_deref().unwrap_or("rprivate")];
         if b.readonly {
             opts.push("ro");
         }
@@ -988,7 +991,7 @@ fn build_with(
     // Docker's defaults for a private network namespace: unprivileged ping
     // (ICMP datagram sockets, no NET_RAW needed) and low ports for all.
     let mut sysctls = BTreeMap::new();
-    if spec.network == NetworkNs::New {
+    if spec.network != NetworkNs::Host {
         if Path::new("/proc/sys/net/ipv4/ping_group_range").exists() {
             sysctls.insert(
                 "net.ipv4.ping_group_range".to_string(),
@@ -1140,6 +1143,7 @@ mod tests {
                 source: "/h".into(),
                 destination: "/etc/hosts".into(),
                 readonly: false,
+                propagation: None,
             }],
             ..base()
         };

@@ -1,6 +1,6 @@
 //! The metadata database: SQLite in WAL mode.
 //!
-//! Schema (version 1):
+//! Schema (version 3):
 //!
 //! ```text
 //! layers      id (names the directory layers/<id>; short so overlay's
@@ -13,6 +13,11 @@
 //! containers  id, name UNIQUE, image_id, top_chain (keeps the image's layers
 //!             alive even if the image is force-removed), created_at, record
 //!             (the daemon's JSON, opaque here)
+//! networks    id, name UNIQUE, created_at, record (the daemon's JSON)
+//! endpoints   id, network_id, container_id, record (the daemon's JSON; one
+//!             row per container per network while the container runs)
+//! volumes     name, created_at, record (the daemon's JSON: driver, labels,
+//!             options, anonymous)
 //! ```
 //!
 //! Migrations are an ordered list; `user_version` records how many ran.
@@ -24,7 +29,8 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 use crate::StoreError;
 
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE layers (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     chain_id TEXT NOT NULL UNIQUE,
@@ -61,7 +67,33 @@ CREATE TABLE containers (
     created_at INTEGER NOT NULL,
     record TEXT NOT NULL
 );
-"#];
+"#,
+    r#"
+CREATE TABLE networks (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    created_at INTEGER NOT NULL,
+    record TEXT NOT NULL
+);
+CREATE TABLE endpoints (
+    id TEXT PRIMARY KEY,
+    network_id TEXT NOT NULL,
+    container_id TEXT NOT NULL,
+    record TEXT NOT NULL
+);
+CREATE INDEX endpoints_by_container ON endpoints(container_id);
+"#,
+    r#"
+CREATE TABLE volumes (
+    name TEXT PRIMARY KEY,
+    created_at INTEGER NOT NULL,
+    record TEXT NOT NULL
+);
+"#,
+];
+
+mod volumes;
+pub use volumes::VolumeRow;
 
 /// Whether a layer's directory is complete.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -130,6 +162,32 @@ pub struct ContainerRow {
     pub top_chain: Option<String>,
     /// Unix nanoseconds.
     pub created_at: i64,
+    /// The daemon's record (JSON).
+    pub record: String,
+}
+
+/// A network row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NetworkRow {
+    /// 64-hex id.
+    pub id: String,
+    /// Unique name.
+    pub name: String,
+    /// Unix nanoseconds.
+    pub created_at: i64,
+    /// The daemon's record (JSON).
+    pub record: String,
+}
+
+/// An endpoint row (a running container on a network).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EndpointRow {
+    /// 64-hex id.
+    pub id: String,
+    /// The network.
+    pub network_id: String,
+    /// The container.
+    pub container_id: String,
     /// The daemon's record (JSON).
     pub record: String,
 }
@@ -520,6 +578,94 @@ impl Metadata {
                     top_chain: r.get(3)?,
                     created_at: r.get(4)?,
                     record: r.get(5)?,
+                })
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(v)
+    }
+
+    // ---- networks and endpoints ----
+
+    /// Adds a network; `Conflict` when the name is taken.
+    pub fn insert_network(&self, row: &NetworkRow) -> Result<(), StoreError> {
+        let res = self.conn().execute(
+            "INSERT INTO networks (id, name, created_at, record) VALUES (?1, ?2, ?3, ?4)",
+            params![row.id, row.name, row.created_at, row.record],
+        );
+        match res {
+            Ok(_) => Ok(()),
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::ConstraintViolation =>
+            {
+                Err(StoreError::Conflict(format!("network {}", row.name)))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Removes a network row.
+    pub fn delete_network(&self, id: &str) -> Result<(), StoreError> {
+        self.conn()
+            .execute("DELETE FROM networks WHERE id = ?1", [id])?;
+        Ok(())
+    }
+
+    /// All networks, oldest first.
+    pub fn networks(&self) -> Result<Vec<NetworkRow>, StoreError> {
+        let c = self.conn();
+        let mut st = c.prepare_cached(
+            "SELECT id, name, created_at, record FROM networks ORDER BY created_at, name",
+        )?;
+        let v = st
+            .query_map([], |r| {
+                Ok(NetworkRow {
+                    id: r.get(0)?,
+                    name: r.get(1)?,
+                    created_at: r.get(2)?,
+                    record: r.get(3)?,
+                })
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(v)
+    }
+
+    /// Adds or replaces an endpoint.
+    pub fn put_endpoint(&self, row: &EndpointRow) -> Result<(), StoreError> {
+        self.conn().execute(
+            "INSERT OR REPLACE INTO endpoints (id, network_id, container_id, record) VALUES (?1, ?2, ?3, ?4)",
+            params![row.id, row.network_id, row.container_id, row.record],
+        )?;
+        Ok(())
+    }
+
+    /// Removes an endpoint row.
+    pub fn delete_endpoint(&self, id: &str) -> Result<(), StoreError> {
+        self.conn()
+            .execute("DELETE FROM endpoints WHERE id = ?1", [id])?;
+        Ok(())
+    }
+
+    /// Removes every endpoint row of a container.
+    pub fn delete_container_endpoints(&self, container_id: &str) -> Result<(), StoreError> {
+        self.conn().execute(
+            "DELETE FROM endpoints WHERE container_id = ?1",
+            [container_id],
+        )?;
+        Ok(())
+    }
+
+    /// All endpoints.
+    pub fn endpoints(&self) -> Result<Vec<EndpointRow>, StoreError> {
+        let c = self.conn();
+        let mut st =
+            c.prepare_cached("SELECT id, network_id, container_id, record FROM endpoints")?;
+        let v = st
+            .query_map([], |r| {
+                Ok(EndpointRow {
+                    id: r.get(0)?,
+                    network_id: r.get(1)?,
+                    container_id: r.get(2)?,
+                    record: r.get(3)?,
                 })
             })?
             .collect::<Result<Vec<_>, _>>()?;

@@ -15,6 +15,8 @@ mod digest;
 mod error;
 
 pub use blobs::{BlobStore, BlobWriter, VerifyingReader};
-pub use db::{ContainerRow, ImageRow, LayerRow, LayerState, Metadata};
+pub use db::{
+    ContainerRow, EndpointRow, ImageRow, LayerRow, LayerState, Metadata, NetworkRow, VolumeRow,
+};
 pub use digest::Digest;
 pub use error::StoreError;

@@ -177,13 +177,25 @@ fn running_container_survives_daemon_kill9() {
     let logs = d.docker(&["logs", &id]).ok().to_string();
     assert_eq!(logs, "before\nafter\n");
     // exec, logs and stop work on a container started by the previous daemon.
-    let long = d.docker(&["run", "-d", "busybox", "sh", "-c", "echo up; sleep 300"]).ok().trim().to_string();
+    let long = d
+        .docker(&["run", "-d", "busybox", "sh", "-c", "echo up; sleep 300"])
+        .ok()
+        .trim()
+        .to_string();
     d.kill9();
     d.restart();
-    assert_eq!(d.docker(&["exec", &long, "echo", "exec-after-restart"]).ok(), "exec-after-restart\n");
+    assert_eq!(
+        d.docker(&["exec", &long, "echo", "exec-after-restart"])
+            .ok(),
+        "exec-after-restart\n"
+    );
     assert_eq!(d.docker(&["logs", &long]).ok(), "up\n");
     d.docker(&["stop", "-t", "1", &long]).ok();
-    assert_eq!(d.docker(&["inspect", "-f", "{{.State.Status}}", &long]).ok(), "exited\n");
+    assert_eq!(
+        d.docker(&["inspect", "-f", "{{.State.Status}}", &long])
+            .ok(),
+        "exited\n"
+    );
     // An exit while the daemon is down is found at the next start.
     let id2 = d
         .docker(&["run", "-d", "busybox", "sh", "-c", "sleep 0.5; exit 9"])

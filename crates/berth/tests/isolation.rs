@@ -34,8 +34,18 @@ fn own_namespaces_and_pid1() {
             "{ns} namespace is shared with the host"
         );
     }
-    // Loopback only: no other interface.
-    assert_eq!(sh(&d, "ls /sys/class/net"), "lo\n");
+    // Its own interfaces: eth0 on the default bridge, or loopback only.
+    assert_eq!(sh(&d, "ls /sys/class/net"), "eth0\nlo\n");
+    let none = d.docker(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "busybox",
+        "ls",
+        "/sys/class/net",
+    ]);
+    assert_eq!(none.ok(), "lo\n");
     // Hostname is the short ID, also in /etc/hostname and /etc/hosts.
     let out = d.docker(&[
         "run",

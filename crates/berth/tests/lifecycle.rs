@@ -15,6 +15,14 @@ fn inspect(d: &Daemon, name: &str, fmt: &str) -> String {
         .to_string()
 }
 
+/// Waits for a container's `ready` line: its shell has installed its
+/// traps (a signal that comes earlier meets PID 1's default, ignored).
+fn wait_ready(d: &Daemon, name: &str) {
+    wait_until(&format!("{name} to be ready"), || {
+        d.berth(&["logs", name]).stdout.contains("ready")
+    });
+}
+
 fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(15);
     while Instant::now() < deadline {
@@ -41,9 +49,10 @@ fn stop_signals_and_timeouts() {
         "busybox",
         "sh",
         "-c",
-        "trap 'exit 10' USR1; while true; do sleep 0.1; done",
+        "trap 'exit 10' USR1; echo ready; while true; do sleep 0.1; done",
     ])
     .ok();
+    wait_ready(&d, "usr1");
     d.docker(&["stop", "usr1"]).ok();
     assert_eq!(inspect(&d, "usr1", "{{.State.ExitCode}}"), "10");
     // --stop-timeout bounds the wait before SIGKILL.
@@ -57,9 +66,10 @@ fn stop_signals_and_timeouts() {
         "busybox",
         "sh",
         "-c",
-        "trap '' TERM; while true; do sleep 0.1; done",
+        "trap '' TERM; echo ready; while true; do sleep 0.1; done",
     ])
     .ok();
+    wait_ready(&d, "stubborn");
     let t0 = Instant::now();
     d.docker(&["stop", "stubborn"]).ok();
     let took = t0.elapsed();
@@ -77,9 +87,10 @@ fn stop_signals_and_timeouts() {
         "busybox",
         "sh",
         "-c",
-        "trap 'exit 3' HUP; while true; do sleep 0.1; done",
+        "trap 'exit 3' HUP; echo ready; while true; do sleep 0.1; done",
     ])
     .ok();
+    wait_ready(&d, "kk");
     d.docker(&["kill", "-s", "HUP", "kk"]).ok();
     assert_eq!(d.docker(&["wait", "kk"]).ok(), "3\n");
     let e = d.docker(&["kill", "kk"]);
@@ -298,6 +309,10 @@ fn init_reaps_and_forwards() {
         "run", "-d", "--name", "fwd", "--init", "busybox", "sleep", "300",
     ])
     .ok();
+    // Once the command runs, the init's handlers are in place.
+    wait_until("sleep under the init", || {
+        d.berth(&["top", "fwd"]).stdout.contains("sleep 300")
+    });
     let t0 = Instant::now();
     d.docker(&["stop", "fwd"]).ok();
     assert!(t0.elapsed() < Duration::from_secs(5));

@@ -79,6 +79,32 @@ pub(crate) struct ContainerOpts {
         hide_default_value = true
     )]
     pub(crate) stop_signal: String,
+    /// Command to run to check health
+    #[arg(
+        long = "health-cmd",
+        value_name = "string",
+        default_value = "",
+        hide_default_value = true
+    )]
+    pub(crate) health_cmd: String,
+    /// Time between running the check (ms|s|m|h) (default 0s)
+    #[arg(long = "health-interval", value_name = "duration", allow_hyphen_values = true, value_parser = parse_duration_ns)]
+    pub(crate) health_interval: Option<i64>,
+    /// Consecutive failures needed to report unhealthy
+    #[arg(long = "health-retries", value_name = "int", allow_hyphen_values = true, value_parser = super::parse_go_int)]
+    pub(crate) health_retries: Option<i64>,
+    /// Time between running the check during the start period (ms|s|m|h) (default 0s)
+    #[arg(long = "health-start-interval", value_name = "duration", allow_hyphen_values = true, value_parser = parse_duration_ns)]
+    pub(crate) health_start_interval: Option<i64>,
+    /// Start period for the container to initialize before starting health-retries countdown (ms|s|m|h) (default 0s)
+    #[arg(long = "health-start-period", value_name = "duration", allow_hyphen_values = true, value_parser = parse_duration_ns)]
+    pub(crate) health_start_period: Option<i64>,
+    /// Maximum time to allow one check to run (ms|s|m|h) (default 0s)
+    #[arg(long = "health-timeout", value_name = "duration", allow_hyphen_values = true, value_parser = parse_duration_ns)]
+    pub(crate) health_timeout: Option<i64>,
+    /// Disable any container-specified HEALTHCHECK
+    #[arg(long = "no-healthcheck")]
+    pub(crate) no_healthcheck: bool,
     /// Timeout (in seconds) to stop a container
     #[arg(long = "stop-timeout", value_name = "int", allow_hyphen_values = true, value_parser = super::parse_go_int)]
     pub(crate) stop_timeout: Option<i64>,
@@ -155,6 +181,30 @@ pub(crate) struct ContainerOpts {
     /// Connect a container to a network
     #[arg(long = "network", alias = "net", value_name = "network")]
     pub(crate) network: Vec<String>,
+    /// Add network-scoped alias for the container
+    #[arg(long = "network-alias", alias = "net-alias", value_name = "list")]
+    pub(crate) network_alias: Vec<String>,
+    /// IPv4 address (e.g., 172.30.100.104)
+    #[arg(long, value_name = "ip")]
+    pub(crate) ip: Option<String>,
+    /// IPv6 address (e.g., 2001:db8::33)
+    #[arg(long, value_name = "ip")]
+    pub(crate) ip6: Option<String>,
+    /// Container MAC address (e.g., 92:d0:c6:0a:29:33)
+    #[arg(long = "mac-address", value_name = "string")]
+    pub(crate) mac_address: Option<String>,
+    /// Add link to another container
+    #[arg(long, value_name = "list")]
+    pub(crate) link: Vec<String>,
+    /// Publish a container's port(s) to the host
+    #[arg(short = 'p', long = "publish", value_name = "list")]
+    pub(crate) publish: Vec<String>,
+    /// Publish all exposed ports to random ports
+    #[arg(short = 'P', long = "publish-all")]
+    pub(crate) publish_all: bool,
+    /// Expose a port or a range of ports
+    #[arg(long, value_name = "list")]
+    pub(crate) expose: Vec<String>,
     /// Add Linux capabilities
     #[arg(long = "cap-add", value_name = "list")]
     pub(crate) cap_add: Vec<String>,
@@ -182,6 +232,15 @@ pub(crate) struct ContainerOpts {
     /// Mount a tmpfs directory
     #[arg(long, value_name = "list")]
     pub(crate) tmpfs: Vec<String>,
+    /// Bind mount a volume
+    #[arg(short = 'v', long = "volume", value_name = "list")]
+    pub(crate) volume: Vec<String>,
+    /// Attach a filesystem mount to the container
+    #[arg(long = "mount", value_name = "mount")]
+    pub(crate) mount: Vec<String>,
+    /// Mount volumes from the specified container(s)
+    #[arg(long = "volumes-from", value_name = "list")]
+    pub(crate) volumes_from: Vec<String>,
     /// Sysctl options
     #[arg(long, value_name = "map")]
     pub(crate) sysctl: Vec<String>,
@@ -291,6 +350,60 @@ fn validate_label(s: &str) -> Result<String, String> {
         return Err(format!("label '{key}' contains whitespaces"));
     }
     Ok(s.to_string())
+}
+
+/// A Go duration flag value, in nanoseconds.
+pub(crate) fn parse_duration_ns(s: &str) -> Result<i64, String> {
+    super::logs::parse_go_duration(s)
+        .map(|secs| (secs * 1e9).round() as i64)
+        .ok_or_else(|| format!("time: invalid duration \"{s}\""))
+}
+
+/// docker's `--health-*` / `--no-healthcheck` → `Config.Healthcheck`.
+fn health_config(o: &ContainerOpts) -> Result<Option<Value>, String> {
+    let n = |v: Option<i64>| v.unwrap_or(0);
+    let have = !o.health_cmd.is_empty()
+        || n(o.health_interval) != 0
+        || n(o.health_timeout) != 0
+        || n(o.health_start_period) != 0
+        || n(o.health_retries) != 0
+        || n(o.health_start_interval) != 0;
+    if o.no_healthcheck {
+        if have {
+            return Err("--no-healthcheck conflicts with --health-* options".into());
+        }
+        return Ok(Some(json!({"Test": ["NONE"]})));
+    }
+    if !have {
+        return Ok(None);
+    }
+    for (flag, v) in [
+        ("interval", o.health_interval),
+        ("timeout", o.health_timeout),
+        ("retries", o.health_retries),
+        ("start-period", o.health_start_period),
+        ("start-interval", o.health_start_interval),
+    ] {
+        if n(v) < 0 {
+            return Err(format!("--health-{flag} cannot be negative"));
+        }
+    }
+    let mut hc = serde_json::Map::new();
+    if !o.health_cmd.is_empty() {
+        hc.insert("Test".into(), json!(["CMD-SHELL", o.health_cmd]));
+    }
+    for (key, v) in [
+        ("Interval", o.health_interval),
+        ("Timeout", o.health_timeout),
+        ("StartPeriod", o.health_start_period),
+        ("StartInterval", o.health_start_interval),
+        ("Retries", o.health_retries),
+    ] {
+        if n(v) != 0 {
+            hc.insert(key.into(), json!(n(v)));
+        }
+    }
+    Ok(Some(Value::Object(hc)))
 }
 
 pub(crate) fn parse_mem(s: &str) -> Result<i64, String> {
@@ -458,6 +571,7 @@ pub(crate) fn build_request(
         attach_stdout = true;
         attach_stderr = true;
     }
+    let healthcheck = health_config(o)?;
     if o.memory_swappiness != -1 && !(0..=100).contains(&o.memory_swappiness) {
         return Err(format!(
             "invalid value: {}. Valid memory swappiness range is 0-100",
@@ -496,6 +610,12 @@ pub(crate) fn build_request(
     if o.rm && !(restart_policy.name.is_empty() || restart_policy.name == "no") {
         return Err("conflicting options: cannot specify both --restart and --rm".into());
     }
+    let (binds, anon_volumes) = super::mount_opts::split_volumes(&o.volume)?;
+    let mounts = o
+        .mount
+        .iter()
+        .map(|m| super::mount_opts::parse_mount(m))
+        .collect::<Result<Vec<_>, _>>()?;
     let tmpfs: BTreeMap<String, String> = o
         .tmpfs
         .iter()
@@ -529,6 +649,22 @@ pub(crate) fn build_request(
         .first()
         .cloned()
         .unwrap_or_else(|| "default".into());
+    let mut exposed: BTreeMap<String, Value> = BTreeMap::new();
+    let mut port_bindings: BTreeMap<String, Value> = BTreeMap::new();
+    for p in &o.publish {
+        for (key, ip, host_port) in parse_port_spec(p)? {
+            exposed.insert(key.clone(), json!({}));
+            let list = port_bindings.entry(key).or_insert_with(|| json!([]));
+            if let Some(a) = list.as_array_mut() {
+                a.push(json!({"HostIp": ip, "HostPort": host_port}));
+            }
+        }
+    }
+    for e in &o.expose {
+        for key in parse_expose(e)? {
+            exposed.insert(key, json!({}));
+        }
+    }
 
     let config = ContainerConfig {
         hostname: o.hostname.clone(),
@@ -543,13 +679,20 @@ pub(crate) fn build_request(
         env: (!env.is_empty()).then_some(env),
         cmd,
         image,
-        volumes: Some(BTreeMap::new()),
+        volumes: Some(
+            anon_volumes
+                .iter()
+                .map(|v| (v.clone(), json!({})))
+                .collect(),
+        ),
         working_dir: o.workdir.clone(),
         entrypoint,
         on_build: None,
         labels: Some(labels),
         stop_signal: (!o.stop_signal.is_empty()).then(|| o.stop_signal.clone()),
         stop_timeout: o.stop_timeout,
+        healthcheck,
+        exposed_ports: (!exposed.is_empty()).then_some(exposed),
         ..Default::default()
     };
 
@@ -584,18 +727,18 @@ pub(crate) fn build_request(
         extra.insert("Sysctls".to_string(), json!(sysctls));
     }
     let host_config = HostConfig {
-        binds: None,
+        binds: (!binds.is_empty()).then_some(binds),
         container_id_file: o.cidfile.clone(),
         log_config: LogConfig {
             kind: o.log_driver.clone(),
             config: Some(log_opts),
         },
         network_mode: network_mode.clone(),
-        port_bindings: Some(BTreeMap::new()),
+        port_bindings: Some(port_bindings),
         restart_policy,
         auto_remove: o.rm,
         volume_driver: String::new(),
-        volumes_from: None,
+        volumes_from: (!o.volumes_from.is_empty()).then(|| o.volumes_from.clone()),
         cap_add: (!cap_add.is_empty()).then_some(cap_add),
         cap_drop: (!cap_drop.is_empty()).then_some(cap_drop),
         dns: Some(o.dns.clone()),
@@ -605,11 +748,11 @@ pub(crate) fn build_request(
         group_add: nonempty(&o.group_add),
         ipc_mode: o.ipc.clone(),
         cgroup: String::new(),
-        links: None,
+        links: nonempty(&o.link),
         oom_score_adj: o.oom_score_adj,
         pid_mode: o.pid.clone(),
         privileged: o.privileged,
-        publish_all_ports: false,
+        publish_all_ports: o.publish_all,
         readonly_rootfs: o.read_only,
         security_opt: nonempty(&o.security_opt),
         uts_mode: o.uts.clone(),
@@ -633,7 +776,7 @@ pub(crate) fn build_request(
         ulimits: Some(Vec::new()),
         init: o.init,
         tmpfs: (!tmpfs.is_empty()).then_some(tmpfs),
-        mounts: None,
+        mounts: (!mounts.is_empty()).then_some(mounts),
         console_size: Some(vec![u32::from(console.0), u32::from(console.1)]),
         masked_paths: None,
         readonly_paths: None,
@@ -646,15 +789,43 @@ pub(crate) fn build_request(
         "IPPrefixLen": 0, "IPv6Gateway": "", "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0,
         "DNSNames": null
     });
+    // docker's applyContainerOptions: the endpoint flags go with the first
+    // network.
+    let mut first = endpoint.clone();
+    let has_options = o.ip.is_some()
+        || o.ip6.is_some()
+        || o.mac_address.is_some()
+        || !o.network_alias.is_empty()
+        || !o.link.is_empty();
+    if o.ip.is_some() || o.ip6.is_some() {
+        first["IPAMConfig"] = json!({
+            "IPv4Address": o.ip.clone().unwrap_or_default(),
+            "IPv6Address": o.ip6.clone().unwrap_or_default(),
+        });
+    }
+    if !o.network_alias.is_empty() {
+        first["Aliases"] = json!(o.network_alias);
+    }
+    if !o.link.is_empty() {
+        first["Links"] = json!(o.link);
+    }
+    if let Some(m) = &o.mac_address {
+        first["MacAddress"] = json!(m);
+    }
     let mut endpoints = BTreeMap::new();
     if o.network.is_empty() {
-        endpoints.insert("default".to_string(), endpoint);
-    } else if o.network.len() > 1 {
-        for n in &o.network {
+        endpoints.insert("default".to_string(), first);
+    } else if o.network.len() > 1 || has_options {
+        for (i, n) in o.network.iter().enumerate() {
             if n.trim().is_empty() {
                 return Err("no name set for network".into());
             }
-            if endpoints.insert(n.clone(), endpoint.clone()).is_some() {
+            let ep = if i == 0 {
+                first.clone()
+            } else {
+                endpoint.clone()
+            };
+            if endpoints.insert(n.clone(), ep).is_some() {
                 return Err(format!("network {n:?} is specified multiple times"));
             }
         }
@@ -670,6 +841,99 @@ pub(crate) fn build_request(
         .add_nonempty("name", o.name.as_deref().unwrap_or(""))
         .add_nonempty("platform", &o.platform.to_lowercase());
     Ok(CreateRequest { body, query })
+}
+
+fn parse_port_range(s: &str) -> Option<(u16, u16)> {
+    let ok = |p: &str| p.parse::<u16>().ok().filter(|p| *p != 0);
+    match s.split_once('-') {
+        None => ok(s).map(|p| (p, p)),
+        Some((a, b)) => {
+            let (a, b) = (ok(a)?, ok(b)?);
+            (a <= b).then_some((a, b))
+        }
+    }
+}
+
+/// docker's `nat.ParsePortSpec`: `[ip:][hostPort:]containerPort[/proto]`
+/// with ranges; one `(key, HostIp, HostPort)` per container port.
+pub(crate) fn parse_port_spec(spec: &str) -> Result<Vec<(String, String, String)>, String> {
+    let (rest, proto) = match spec.rsplit_once('/') {
+        Some((r, p)) => (r, p.to_lowercase()),
+        None => (spec, "tcp".to_string()),
+    };
+    if !["tcp", "udp", "sctp"].contains(&proto.as_str()) {
+        return Err(format!("invalid proto: {proto}"));
+    }
+    // An IPv6 host address is bracketed: [::1]:8080:80.
+    let (ip, rest) = if let Some(r) = rest.strip_prefix('[') {
+        let (ip, after) = r
+            .split_once(']')
+            .ok_or_else(|| format!("invalid ip address: {spec}"))?;
+        (
+            ip.to_string(),
+            after.strip_prefix(':').unwrap_or(after).to_string(),
+        )
+    } else {
+        let parts: Vec<&str> = rest.split(':').collect();
+        match parts.len() {
+            1 | 2 => (String::new(), rest.to_string()),
+            3 => (parts[0].to_string(), format!("{}:{}", parts[1], parts[2])),
+            _ => {
+                // An unbracketed IPv6 address: everything before the last two fields.
+                let n = parts.len();
+                (
+                    parts[..n - 2].join(":"),
+                    format!("{}:{}", parts[n - 2], parts[n - 1]),
+                )
+            }
+        }
+    };
+    if !ip.is_empty() && ip.parse::<std::net::IpAddr>().is_err() {
+        return Err(format!("invalid ip address: {ip}"));
+    }
+    let (host, container) = match rest.split_once(':') {
+        Some((h, c)) => (h.to_string(), c.to_string()),
+        None => (String::new(), rest.clone()),
+    };
+    if container.is_empty() {
+        return Err(format!("no port specified: {spec}<empty>"));
+    }
+    let (c0, c1) = parse_port_range(&container)
+        .ok_or_else(|| format!("invalid containerPort: {container}"))?;
+    let host_range = if host.is_empty() {
+        None
+    } else {
+        Some(parse_port_range(&host).ok_or_else(|| format!("invalid hostPort: {host}"))?)
+    };
+    if let Some((h0, h1)) = host_range {
+        if c1 - c0 != h1 - h0 && h0 != h1 && c0 != c1 {
+            return Err(format!(
+                "invalid ranges specified for container and host Ports: {container} and {host}"
+            ));
+        }
+    }
+    let mut out = Vec::new();
+    for (i, c) in (c0..=c1).enumerate() {
+        let host_port = match host_range {
+            None => String::new(),
+            // One container port and a host range: the daemon picks in it.
+            Some((h0, h1)) if c0 == c1 && h0 != h1 => format!("{h0}-{h1}"),
+            Some((h0, h1)) if h0 == h1 => h0.to_string(),
+            Some((h0, _)) => (h0 + i as u16).to_string(),
+        };
+        out.push((format!("{c}/{proto}"), ip.clone(), host_port));
+    }
+    Ok(out)
+}
+
+/// `--expose 80`, `--expose 8000-8010/udp`.
+fn parse_expose(spec: &str) -> Result<Vec<String>, String> {
+    let (ports, proto) = spec.rsplit_once('/').unwrap_or((spec, "tcp"));
+    let (a, b) = parse_port_range(ports)
+        .ok_or_else(|| format!("invalid range format for --expose: {spec}"))?;
+    Ok((a..=b)
+        .map(|p| format!("{p}/{}", proto.to_lowercase()))
+        .collect())
 }
 
 /// docker's `NormalizeCapability`: `net_admin` → `CAP_NET_ADMIN`.
@@ -727,6 +991,32 @@ mod tests {
         let lookup = |k: &str| (k == "HOME_X").then(|| "/root".to_string());
         let req = build_request(&o, &a, (0, 0), &lookup).unwrap();
         serde_json::to_value(&req.body).unwrap()
+    }
+
+    #[test]
+    fn health_flags_become_healthcheck() {
+        let b = body(&[
+            "--health-cmd",
+            "true",
+            "--health-interval",
+            "200ms",
+            "--health-retries",
+            "2",
+            "busybox",
+        ]);
+        assert_eq!(
+            b["Healthcheck"],
+            json!({"Test": ["CMD-SHELL", "true"], "Interval": 200_000_000, "Retries": 2})
+        );
+        assert_eq!(
+            body(&["--no-healthcheck", "busybox"])["Healthcheck"],
+            json!({"Test": ["NONE"]})
+        );
+        assert!(body(&["busybox"]).get("Healthcheck").is_none());
+        let (o, a) = parse(&["--no-healthcheck", "--health-cmd", "x", "busybox"]);
+        let lookup = |_: &str| None;
+        let err = build_request(&o, &a, (0, 0), &lookup).unwrap_err();
+        assert_eq!(err, "--no-healthcheck conflicts with --health-* options");
     }
 
     #[test]
@@ -863,6 +1153,55 @@ mod tests {
         let b = body(&["--entrypoint", "/bin/sh", "--init=false", "busybox"]);
         assert_eq!(b["Entrypoint"], json!(["/bin/sh"]));
         assert_eq!(b["HostConfig"]["Init"], false);
+    }
+
+    #[test]
+    fn publish_and_network_options_like_docker() {
+        assert_eq!(
+            parse_port_spec("127.0.0.1:8080:80").unwrap(),
+            vec![("80/tcp".into(), "127.0.0.1".into(), "8080".into())]
+        );
+        assert_eq!(
+            parse_port_spec("53/udp").unwrap(),
+            vec![("53/udp".into(), String::new(), String::new())]
+        );
+        assert_eq!(
+            parse_port_spec("8000-8001:80-81").unwrap(),
+            vec![
+                ("80/tcp".into(), String::new(), "8000".into()),
+                ("81/tcp".into(), String::new(), "8001".into())
+            ]
+        );
+        assert_eq!(
+            parse_port_spec("9000-9010:80").unwrap()[0].2,
+            "9000-9010".to_string()
+        );
+        assert_eq!(parse_port_spec("[::1]:80:80").unwrap()[0].1, "::1");
+        assert!(parse_port_spec("x:80").is_err());
+        assert!(parse_port_spec("80/foo").is_err());
+        let b = body(&[
+            "-p",
+            "127.0.0.1:8080:80",
+            "-P",
+            "--expose",
+            "90",
+            "--network",
+            "n1",
+            "--ip",
+            "10.1.0.5",
+            "--network-alias",
+            "db",
+            "busybox",
+        ]);
+        assert_eq!(
+            b["HostConfig"]["PortBindings"],
+            json!({"80/tcp": [{"HostIp": "127.0.0.1", "HostPort": "8080"}]})
+        );
+        assert_eq!(b["HostConfig"]["PublishAllPorts"], true);
+        assert_eq!(b["ExposedPorts"], json!({"80/tcp": {}, "90/tcp": {}}));
+        let ep = &b["NetworkingConfig"]["EndpointsConfig"]["n1"];
+        assert_eq!(ep["IPAMConfig"]["IPv4Address"], "10.1.0.5");
+        assert_eq!(ep["Aliases"], json!(["db"]));
     }
 
     #[test]

@@ -15,9 +15,6 @@ use super::{open_error, out, requires_min, requires_range, CmdResult, Ctx};
 use crate::client::{next_chunk, reader_body, ClientError, JsonStream, Payload, Query};
 use crate::format::progress::{ProgressDisplay, ShowError};
 
-/// `X-Registry-Auth` for anonymous access: base64url of `{}`.
-const NO_AUTH: &str = "e30=";
-
 /// `berth import`.
 #[derive(Debug, Clone, Args)]
 #[command(
@@ -110,7 +107,7 @@ pub(crate) struct PullArgs {
 
 /// Prints a JSON message stream with docker's display; an in-band error
 /// becomes [`ClientError::Stream`] (printed bare, exit 1).
-async fn display_stream(
+pub(crate) async fn display_stream(
     stream: &mut JsonStream,
     to_stderr: bool,
     quiet: bool,
@@ -159,7 +156,7 @@ pub(crate) async fn pull_image(
             "/images/create",
             &query,
             Payload::None,
-            &[("X-Registry-Auth", NO_AUTH)],
+            &[("X-Registry-Auth", &super::registry::auth_header_for(r))],
         )
         .await?;
     let mut stream = JsonStream::new(resp);
@@ -189,7 +186,7 @@ pub(crate) async fn pull(ctx: &Ctx, args: &PullArgs) -> CmdResult {
             "/images/create",
             &query,
             Payload::None,
-            &[("X-Registry-Auth", NO_AUTH)],
+            &[("X-Registry-Auth", &super::registry::auth_header_for(&r))],
         )
         .await?;
     let mut stream = JsonStream::new(resp);

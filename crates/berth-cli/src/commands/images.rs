@@ -262,6 +262,17 @@ fn images_format(format: Option<&str>, quiet: bool, digests: bool) -> String {
 
 /// `berth images [REPOSITORY[:TAG]]`.
 pub(crate) async fn images(ctx: &Ctx, args: &ImagesArgs, called_as_images: bool) -> CmdResult {
+    // docker uses config.json's imagesFormat when no --format (and no -q) is given.
+    let with_default;
+    let args = if args.format.is_none() && !args.quiet {
+        with_default = ImagesArgs {
+            format: super::registry::config_format("imagesFormat"),
+            ..args.clone()
+        };
+        &with_default
+    } else {
+        args
+    };
     let path = if called_as_images {
         "images"
     } else {

@@ -3,7 +3,9 @@
 //! error that `main` prints Docker-style.
 
 pub(crate) mod attach;
+pub(crate) mod build;
 pub(crate) mod container_opts;
+pub(crate) mod cp;
 pub(crate) mod create;
 pub(crate) mod events;
 pub(crate) mod exec;
@@ -12,8 +14,12 @@ pub(crate) mod images;
 pub(crate) mod inspect;
 pub(crate) mod lifecycle;
 pub(crate) mod logs;
+pub(crate) mod mount_opts;
+pub(crate) mod network;
 pub(crate) mod port;
+pub(crate) mod prune;
 pub(crate) mod ps;
+pub(crate) mod registry;
 pub(crate) mod run;
 pub(crate) mod start;
 pub(crate) mod stats;
@@ -21,6 +27,7 @@ pub(crate) mod stats_calc;
 pub(crate) mod system;
 pub(crate) mod top;
 pub(crate) mod update;
+pub(crate) mod volume;
 
 #[cfg(test)]
 mod socket_tests;

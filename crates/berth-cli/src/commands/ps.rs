@@ -301,6 +301,17 @@ pub(crate) fn ps_query(args: &PsArgs) -> Query {
 
 /// `berth ps`.
 pub(crate) async fn ps(ctx: &Ctx, args: &PsArgs) -> CmdResult {
+    // docker uses config.json's psFormat when no --format (and no -q) is given.
+    let with_default;
+    let args = if args.format.is_none() && !args.quiet {
+        with_default = PsArgs {
+            format: super::registry::config_format("psFormat"),
+            ..args.clone()
+        };
+        &with_default
+    } else {
+        args
+    };
     if let Some(f) = &args.format {
         // docker checks the template on an empty row before any request.
         let t = Template::parse(f).map_err(|e| anyhow::anyhow!("failed to parse template: {e}"))?;

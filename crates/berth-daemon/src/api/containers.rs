@@ -77,6 +77,13 @@ pub(super) async fn list(
             )));
         }
     }
+    for h in filters.get("health") {
+        if !["starting", "healthy", "unhealthy", "none"].contains(&h.as_str()) {
+            return Err(DaemonError::BadRequest(format!(
+                "Unrecognised filter value for health: {h}"
+            )));
+        }
+    }
     let all =
         q.flag("all") || !filters.get("status").is_empty() || !filters.get("exited").is_empty();
     let limit = q.int("limit")?.filter(|n| *n > 0);
@@ -135,6 +142,24 @@ pub(super) async fn list(
         }
         if !filters.get("ancestor").is_empty() && !ancestors.contains(&r.image_id) {
             continue;
+        }
+        let f_health = filters.get("health");
+        if !f_health.is_empty() {
+            let h = r
+                .state
+                .health
+                .as_ref()
+                .map_or("none", |h| h.status.as_str());
+            if !f_health.iter().any(|x| x == h) {
+                continue;
+            }
+        }
+        let f_net = filters.get("network");
+        if !f_net.is_empty() {
+            let nets = d.container_network_names(&r);
+            if !f_net.iter().any(|n| nets.contains(n)) {
+                continue;
+            }
         }
         out.push(d.summary(c));
         if limit.is_some_and(|l| out.len() as i64 >= l) {
@@ -241,7 +266,11 @@ pub(super) async fn remove(
     q: Query,
 ) -> Result<Response> {
     let c = d.container(&id)?;
+    let mounts = c.rec().mounts.clone();
     d.remove(&c, q.flag("force")).await?;
+    if q.flag("v") {
+        d.remove_anonymous_volumes(&mounts);
+    }
     Ok(no_content())
 }
 

@@ -211,7 +211,12 @@ pub(super) async fn list(
 }
 
 /// `POST /images/create`: import (`fromSrc`) or pull (`fromImage`).
-pub(super) async fn create(State(d): State<Arc<Daemon>>, q: Query, body: Body) -> Result<Response> {
+pub(super) async fn create(
+    State(d): State<Arc<Daemon>>,
+    q: Query,
+    headers: axum::http::HeaderMap,
+    body: Body,
+) -> Result<Response> {
     if let Some(src) = q.get("fromSrc") {
         let tag = match import_target(src, &q) {
             Ok(t) => t,
@@ -240,6 +245,7 @@ pub(super) async fn create(State(d): State<Arc<Daemon>>, q: Query, body: Body) -
         })
         .await
         .map_err(blocking_err)??;
+        d.image_event("import", &id, &id);
         return Ok((
             StatusCode::OK,
             [(header::CONTENT_TYPE, "application/json")],
@@ -247,17 +253,8 @@ pub(super) async fn create(State(d): State<Arc<Daemon>>, q: Query, body: Body) -
         )
             .into_response());
     }
-    if let Some(image) = q.get("fromImage") {
-        let name = match q.get("tag").filter(|t| !t.is_empty()) {
-            Some(t) if !image.contains('@') => format!("{image}:{t}"),
-            _ => image.to_string(),
-        };
-        let shown = Reference::parse_docker_ref(&name)
-            .map(|r| r.familiar_string())
-            .unwrap_or(name);
-        return Err(DaemonError::NotFound(format!(
-            "pull access denied for {shown}: this berth cannot pull from registries yet; use berth load or berth import"
-        )));
+    if q.get("fromImage").is_some() {
+        return Ok(super::distribution::pull(d, &q, &headers).await);
     }
     Err(DaemonError::BadRequest(
         "either fromSrc or fromImage must be given".into(),
@@ -479,6 +476,7 @@ fn tag(d: &Daemon, name: &str, q: &Query) -> Result<Response> {
             .map_err(|e| DaemonError::BadRequest(e.to_string()))?,
     };
     d.images.tag(img.id(), &r)?;
+    d.image_event("tag", img.id(), &r.familiar_string());
     Ok(StatusCode::CREATED.into_response())
 }
 
@@ -505,13 +503,11 @@ pub(super) async fn dispatch(
         (&Method::GET, Some((name, "get"))) => save(d, vec![name.to_string()]).await,
         (&Method::POST, Some((name, "tag"))) => tag(&d, name, &q),
         (&Method::POST, Some((name, "push"))) => {
-            let _ = name;
-            Err(DaemonError::NotImplemented(
-                "this berth cannot push to registries yet".into(),
-            ))
+            Ok(super::distribution::push(d.clone(), name, &q, req.headers()).await)
         }
         (&Method::DELETE, _) => {
             let force = q.flag("force");
+            let image_id = d.images.resolve(&rest).map(|i| i.id().to_string()).ok();
             let d2 = d.clone();
             let name = rest.clone();
             let out = tokio::task::spawn_blocking(move || {
@@ -520,6 +516,14 @@ pub(super) async fn dispatch(
             })
             .await
             .map_err(blocking_err)??;
+            for item in &out.items {
+                if let Some(name) = &item.untagged {
+                    d.image_event("untag", image_id.as_deref().unwrap_or(name), name);
+                }
+                if let Some(id) = &item.deleted {
+                    d.image_event("delete", id, id);
+                }
+            }
             Ok(Json(out.items).into_response())
         }
         _ => Err(DaemonError::NotFound("page not found".into())),

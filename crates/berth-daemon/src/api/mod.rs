@@ -1,14 +1,21 @@
 //! The Docker Engine API over HTTP: routing, version prefixes, Docker's
 //! standard headers, and the handlers (one file per object).
 
+mod archive;
 mod attach;
 mod attach_ws;
+mod build;
 mod containers;
+mod distribution;
+mod events;
 mod exec;
 mod images;
+mod networks;
+mod prune;
 mod query;
 mod resources;
 mod system;
+mod volumes;
 
 use std::sync::Arc;
 
@@ -86,15 +93,41 @@ fn router(d: Arc<Daemon>) -> Router {
         .route("/_ping", get(system::ping).head(system::ping))
         .route("/version", get(system::version))
         .route("/info", get(system::info))
-        .route("/events", get(system::events))
+        .route("/events", get(events::events))
+        .route("/build", post(build::build))
+        .route("/auth", post(distribution::auth))
         .route("/images/json", get(images::list))
         .route("/images/create", post(images::create))
         .route("/images/load", post(images::load))
         .route("/images/get", get(images::save_many))
         .route("/images/{*rest}", any(images::dispatch))
+        .route("/system/df", get(prune::df))
+        .route("/containers/prune", post(prune::containers))
+        .route("/images/prune", post(prune::images))
+        .route("/build/prune", post(prune::build_cache))
+        .route("/volumes", get(volumes::list))
+        .route("/volumes/create", post(volumes::create))
+        .route("/volumes/prune", post(volumes::prune))
+        .route(
+            "/volumes/{name}",
+            get(volumes::inspect).delete(volumes::remove),
+        )
+        .route("/networks", get(networks::list))
+        .route("/networks/create", post(networks::create))
+        .route("/networks/prune", post(networks::prune))
+        .route(
+            "/networks/{id}",
+            get(networks::inspect).delete(networks::remove),
+        )
+        .route("/networks/{id}/connect", post(networks::connect))
+        .route("/networks/{id}/disconnect", post(networks::disconnect))
         .route("/containers/json", get(containers::list))
         .route("/containers/create", post(containers::create))
         .route("/containers/{id}/json", get(containers::inspect))
+        .route(
+            "/containers/{id}/archive",
+            get(archive::get).head(archive::head).put(archive::put),
+        )
         .route("/containers/{id}/start", post(containers::start))
         .route("/containers/{id}/stop", post(containers::stop))
         .route("/containers/{id}/restart", post(containers::restart))

@@ -1,4 +1,4 @@
-//! `/_ping`, `/version`, `/info`, `/events`.
+//! `/_ping`, `/version`, `/info`.
 
 use std::sync::Arc;
 
@@ -11,7 +11,6 @@ use berth_api::system::{ComponentVersion, Info, Version};
 use berth_api::version::{ENGINE_VERSION, MAX_API_VERSION, MIN_API_VERSION};
 use serde_json::json;
 
-use super::Query;
 use crate::core::Daemon;
 use crate::error::Result;
 
@@ -179,34 +178,4 @@ pub(super) async fn info(State(d): State<Arc<Daemon>>) -> Result<Json<Info>> {
         security_options: vec!["name=cgroupns".into()],
         warnings: Vec::new(),
     }))
-}
-
-/// `GET /events`: no journal yet (a later milestone); with `until` in the
-/// past the stream ends at once, otherwise it stays open and quiet until the
-/// client leaves, which is what `docker stats` and `docker events` expect.
-pub(super) async fn events(q: Query) -> Response {
-    let until = q.get("until").and_then(crate::core::logs::parse_time);
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or(0.0);
-    let body = match until {
-        Some(u) if u <= now => Body::empty(),
-        Some(u) => {
-            let wait = std::time::Duration::from_secs_f64(u - now);
-            Body::from_stream(futures_util::stream::once(async move {
-                tokio::time::sleep(wait).await;
-                Ok::<_, std::io::Error>(bytes::Bytes::new())
-            }))
-        }
-        None => Body::from_stream(futures_util::stream::pending::<
-            Result<bytes::Bytes, std::io::Error>,
-        >()),
-    };
-    (
-        StatusCode::OK,
-        [(header::CONTENT_TYPE, "application/json")],
-        body,
-    )
-        .into_response()
 }

@@ -77,6 +77,9 @@ pub struct State {
     /// (and `unless-stopped` does even across daemon restarts).
     #[serde(default)]
     pub manually_stopped: bool,
+    /// Health-check state, when the container has a health check.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<super::health::Health>,
 }
 
 /// Go's zero time, which Docker prints for "never".
@@ -111,6 +114,15 @@ pub struct Record {
     pub runtime: String,
     /// Top layer of its image (kept alive for the container).
     pub top_chain: Option<String>,
+    /// Volumes, binds and tmpfs mounts, resolved at create.
+    #[serde(default)]
+    pub mounts: Vec<super::mounts::MountPoint>,
+    /// The networks it joins, by name, with the user's endpoint settings.
+    #[serde(default)]
+    pub networks: std::collections::BTreeMap<String, super::network::EndpointConfig>,
+    /// The network namespace it holds while it runs (from the pool).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub netns: Option<std::path::PathBuf>,
 }
 
 /// What `wait` watches.
@@ -147,6 +159,8 @@ pub struct Container {
     pub stdio: Arc<StdioHub>,
     /// Restart policy state (not persisted, as in dockerd).
     pub restart: Mutex<RestartState>,
+    /// The health-check task while the container runs.
+    pub health_task: Mutex<Option<tokio::task::AbortHandle>>,
 }
 
 /// The restart manager of one container.
@@ -178,6 +192,7 @@ impl Container {
             lifecycle: watch::channel(lc).0,
             stdio: Arc::default(),
             restart: Mutex::default(),
+            health_task: Mutex::default(),
         }
     }
 

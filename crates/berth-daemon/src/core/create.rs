@@ -55,9 +55,7 @@ fn merge(user: &mut ContainerConfig, image: &ContainerConfig) {
     if user.stop_signal.is_none() {
         user.stop_signal = image.stop_signal.clone();
     }
-    if user.healthcheck.is_none() {
-        user.healthcheck = image.healthcheck.clone();
-    }
+    super::health::merge(&mut user.healthcheck, image.healthcheck.as_ref());
     if user.on_build.is_none() {
         user.on_build = image.on_build.clone();
     }
@@ -94,6 +92,7 @@ impl Daemon {
             }
             None => names::generate(&|n| self.check_name_free(n).is_err()),
         };
+        super::health::validate(&config)?;
         if config.image.is_empty() {
             return Err(DaemonError::BadRequest("No image was specified".into()));
         }
@@ -152,11 +151,26 @@ impl Daemon {
             }
         }
 
+        if let Some(other) = host_config.network_mode.strip_prefix("container:") {
+            if !config.hostname.is_empty() {
+                return Err(DaemonError::BadRequest(
+                    "conflicting options: hostname and the network mode".into(),
+                ));
+            }
+            // It shares the other container's network and so its name.
+            let o = self.container(other).map_err(|e| match e {
+                DaemonError::NotFound(m) => DaemonError::BadRequest(m),
+                e => e,
+            })?;
+            config.hostname = o.rec().config.hostname.clone();
+        }
+
+        let mounts = self.plan_mounts(&config, &host_config)?;
         let id = new_id();
         if config.hostname.is_empty() {
             config.hostname = id[..12].to_string();
         }
-        let rec = Record {
+        let mut rec = Record {
             id: id.clone(),
             name: name.clone(),
             created: now_rfc3339(),
@@ -174,7 +188,17 @@ impl Daemon {
             top_chain: image.row.chain_ids.last().cloned(),
             config,
             host_config,
+            networks: Default::default(),
+            netns: None,
+            mounts,
         };
+        let endpoints = body
+            .networking_config
+            .as_ref()
+            .and_then(|n| n.endpoints_config.as_ref());
+        self.plan_networks(&mut rec, endpoints)?;
+        // Volumes last before the files: whatever fails below removes them.
+        let made_volumes = self.make_mounts(&mut rec.mounts)?;
 
         // Files first, then the row: a crash in between leaves a directory
         // without a row, which the next start sweeps.
@@ -192,6 +216,7 @@ impl Daemon {
             .and_then(|_| self.insert_row(&rec));
         if let Err(e) = made {
             let _ = std::fs::remove_dir_all(&dir);
+            self.undo_volumes(&made_volumes);
             return Err(match e {
                 DaemonError::Store(berth_store::StoreError::Conflict(_)) => {
                     self.name_conflict(&name)
@@ -199,7 +224,9 @@ impl Daemon {
                 other => other,
             });
         }
-        self.insert(Arc::new(Container::new(rec)));
+        let c = Arc::new(Container::new(rec));
+        self.insert(c.clone());
+        self.container_event(&c, "create", &[]);
         tracing::debug!(%id, %name, "container created");
         Ok((id, warnings))
     }

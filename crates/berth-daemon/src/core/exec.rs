@@ -76,6 +76,11 @@ impl Exec {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// The exit code once the process has ended.
+    pub fn exit_code(&self) -> Option<i64> {
+        self.state().exit_code
+    }
+
     /// `GET /exec/{id}/json`.
     pub fn inspect(&self) -> serde_json::Value {
         let s = self.state().clone();
@@ -138,6 +143,8 @@ impl Daemon {
             return Err(DaemonError::BadRequest("No exec command specified".into()));
         }
         let id = new_id();
+        let action = format!("exec_create: {}", config.cmd.join(" "));
+        self.container_event(c, &action, &[("execID", &id)]);
         let e = Arc::new(Exec {
             id: id.clone(),
             container_id: c.id.clone(),
@@ -277,6 +284,8 @@ impl Daemon {
             }
         };
         let (client, mut rx) = driver::connect(&state_dir).await?;
+        let action = format!("exec_start: {}", cfg.cmd.join(" "));
+        self.container_event(&c, &action, &[("execID", &e.id)]);
         {
             let mut s = e.state();
             s.running = true;
@@ -327,8 +336,25 @@ impl Daemon {
             s.exit_code = Some(code);
         }
         e.client.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Ok(c) = self.container(&e.container_id) {
+            let code = code.to_string();
+            self.container_event(&c, "exec_die", &[("execID", &e.id), ("exitCode", &code)]);
+        }
         e.stdio.publish(AttachMsg::End);
         e.done.send_replace(true);
+    }
+
+    /// Signals a running exec's process (health checks past their timeout).
+    pub async fn exec_kill(&self, e: &Exec, signal: i32) {
+        let client = e.client.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        if let Some(client) = client {
+            let _ = client.request(&Request::Kill { signal }).await;
+        }
+    }
+
+    /// Forgets an exec (a finished health probe: Docker does not list those).
+    pub fn exec_discard(&self, id: &str) {
+        self.execs.map().remove(id);
     }
 
     /// `POST /exec/{id}/resize`.

@@ -2,12 +2,20 @@
 //! with no knowledge of HTTP. The API layer ([`crate::api`]) is a thin front
 //! over it.
 
+pub mod archive;
+pub mod build;
 pub mod container;
 mod create;
+pub mod distribution;
 mod etc_files;
+pub mod events;
 pub mod exec;
+pub mod health;
 pub mod logs;
+mod mounts;
 mod names;
+pub mod network;
+pub mod prune;
 mod remove;
 pub mod resources;
 mod restart;
@@ -17,6 +25,7 @@ mod start;
 pub mod stdio;
 mod stop;
 pub mod view;
+pub mod volumes;
 pub mod wait;
 
 use std::collections::HashMap;
@@ -28,6 +37,7 @@ use berth_store::{ContainerRow, Metadata};
 
 pub use container::{Container, Record, Status};
 pub use create::CreateRequest;
+pub use mounts::MountPoint;
 pub use wait::WaitCondition;
 
 use crate::config::DaemonConfig;
@@ -54,6 +64,10 @@ pub struct Daemon {
     /// Exit codes of recently removed containers, for a `wait` that
     /// arrives after an `--rm` container is already gone.
     tombstones: std::sync::Mutex<HashMap<String, (i64, std::time::Instant)>>,
+    /// The events bus (`GET /events`).
+    pub events: events::Events,
+    /// Networks and endpoints ([`Daemon::open_networking`] sets it).
+    networking: std::sync::OnceLock<Arc<network::Networking>>,
 }
 
 fn create_dir(p: &std::path::Path) -> Result<()> {
@@ -89,6 +103,7 @@ impl Daemon {
             }
         }
         let engine_id = engine_id(&cfg.data_root)?;
+        let cfg_data_root = cfg.data_root.clone();
         let d = Daemon {
             cfg,
             meta,
@@ -99,8 +114,11 @@ impl Daemon {
             engine_id,
             execs: Default::default(),
             tombstones: Default::default(),
+            events: events::Events::open(Some(&cfg_data_root.join("events.jsonl"))),
+            networking: Default::default(),
         };
         d.sweep_container_dirs();
+        d.sweep_volume_dirs();
         Ok(Arc::new(d))
     }
 
@@ -129,6 +147,29 @@ impl Daemon {
                 }
             }
         }
+    }
+
+    /// Emits a container event with Docker's attributes: the container's
+    /// labels, its `image` and `name`, and `extra` (`exitCode`, `signal`…).
+    pub fn container_event(&self, c: &Container, action: &str, extra: &[(&str, &str)]) {
+        let mut a = std::collections::BTreeMap::new();
+        {
+            let r = c.rec();
+            if let Some(labels) = &r.config.labels {
+                a.extend(labels.iter().map(|(k, v)| (k.clone(), v.clone())));
+            }
+            a.insert("image".into(), r.image_name.clone());
+            a.insert("name".into(), r.name.clone());
+        }
+        a.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        self.events.emit("container", action, &c.id, a);
+    }
+
+    /// Emits an image event (`tag`, `untag`, `delete`, `import`, `load`,
+    /// `save`, `pull`, `push`) with Docker's `name` attribute.
+    pub fn image_event(&self, action: &str, id: &str, name: &str) {
+        self.events
+            .emit("image", action, id, events::attrs([("name", name)]));
     }
 
     /// The engine ID.

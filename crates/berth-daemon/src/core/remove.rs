@@ -37,6 +37,8 @@ impl Daemon {
             self.kill_and_wait(c).await?;
         }
         c.rec().state.status = Status::Removing;
+        // Released at exit already; this only catches what a crash left.
+        self.release_network(c).await;
         let rootfs = self.rootfs(&c.id);
         berth_image::mount::unmount(&rootfs)?;
         // Row first: once it is gone the container is gone, and any
@@ -54,6 +56,15 @@ impl Daemon {
         c.stdio.publish(AttachMsg::End);
         self.bury(&c.id, &c.name(), c.rec().state.exit_code);
         c.lifecycle.send_modify(|l| l.removed = true);
+        self.container_event(c, "destroy", &[]);
+        // `--rm` takes the anonymous volumes along (`rm -v` asks for it).
+        let (auto_remove, mounts) = {
+            let r = c.rec();
+            (r.host_config.auto_remove, r.mounts.clone())
+        };
+        if auto_remove {
+            self.remove_anonymous_volumes(&mounts);
+        }
         // Layers of a force-removed image were kept for this container only.
         let image_id = c.rec().image_id.clone();
         if matches!(self.meta.image(&image_id), Ok(None)) {
@@ -88,6 +99,7 @@ impl Daemon {
                 other => other.into(),
             });
         }
+        self.container_event(c, "rename", &[("oldName", &format!("/{old}"))]);
         Ok(())
     }
 }

@@ -75,7 +75,9 @@ impl Daemon {
             .map_err(|e| DaemonError::Internal(e.to_string()))?
             .map_err(|e| cgroup_err(c, "pause", e))?;
         c.rec().state.status = Status::Paused;
-        self.persist(c)
+        self.persist(c)?;
+        self.container_event(c, "pause", &[]);
+        Ok(())
     }
 
     /// `unpause`.
@@ -89,7 +91,9 @@ impl Daemon {
         }
         self.thaw(c).await?;
         c.rec().state.status = Status::Running;
-        self.persist(c)
+        self.persist(c)?;
+        self.container_event(c, "unpause", &[]);
+        Ok(())
     }
 
     /// Thaws the container's cgroup (before it is stopped or killed: a

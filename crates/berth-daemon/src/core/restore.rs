@@ -48,6 +48,7 @@ impl Daemon {
                     let d = self.clone();
                     let cc = c.clone();
                     tokio::spawn(async move { d.monitor(cc, rx).await });
+                    self.health_start(&c);
                 }
                 None => {
                     let status = shim::read_exit(&state_dir);

@@ -496,6 +496,7 @@ pub(super) fn container_spec(
             source: dir.join(f),
             destination: format!("/etc/{f}"),
             readonly: hc.readonly_rootfs,
+            propagation: None,
         })
         .collect();
     let sec =

@@ -97,6 +97,8 @@ impl Daemon {
         match self.start_locked(c).await {
             Ok(()) => Ok(()),
             Err((code, err)) => {
+                let names = Self::volume_names(&c.rec().mounts);
+                self.volumes_release(&names);
                 let _ = unmount(&self.rootfs(&c.id));
                 {
                     let mut r = c.rec();
@@ -115,7 +117,20 @@ impl Daemon {
         }
     }
 
+    /// Starts with the container's lock held; a failed start gives back
+    /// the networking it set up (every caller: start, restart policies).
     pub(super) async fn start_locked(
+        self: &Arc<Self>,
+        c: &Arc<Container>,
+    ) -> std::result::Result<(), (i64, DaemonError)> {
+        let r = self.start_inner(c).await;
+        if r.is_err() {
+            self.release_network(c).await;
+        }
+        r
+    }
+
+    async fn start_inner(
         self: &Arc<Self>,
         c: &Arc<Container>,
     ) -> std::result::Result<(), (i64, DaemonError)> {
@@ -140,6 +155,8 @@ impl Daemon {
         }
 
         phase("rootfs mounted");
+        let (mount_binds, mount_tmpfs) =
+            self.setup_mounts(&rec.mounts, &rootfs).map_err(internal)?;
         let config = &rec.config;
         let hc = &rec.host_config;
         let u = user::resolve(
@@ -176,7 +193,12 @@ impl Daemon {
             &u.home,
             &[],
         );
-        let cs = spec_map::container_spec(&self.cfg, &rec, &rootfs, &dir, u, env, cwd);
+        let net = self.setup_network(c).await.map_err(internal)?;
+        phase("network ready");
+        let mut cs = spec_map::container_spec(&self.cfg, &rec, &rootfs, &dir, u, env, cwd);
+        cs.binds.extend(mount_binds);
+        cs.tmpfs.extend(mount_tmpfs);
+        cs.network = net.ns;
         let oci = spec::build(&cs).map_err(|e| internal(e.into()))?;
         spec::write_bundle(&dir, &oci).map_err(|e| internal(e.into()))?;
         phase("bundle written");
@@ -253,6 +275,8 @@ impl Daemon {
             }
             d.monitor(cc, rx).await
         });
+        self.container_event(c, "start", &[]);
+        self.health_start(c);
         Ok(())
     }
 
@@ -293,6 +317,7 @@ impl Daemon {
     /// Records an exit: state, log of it, rootfs unmounted, waiters and
     /// attached clients told; `--rm` containers removed.
     pub(super) async fn on_exit(self: &Arc<Self>, c: &Arc<Container>, status: Option<ExitStatus>) {
+        self.health_stop(c);
         let client = c.shim.lock().unwrap_or_else(|p| p.into_inner()).take();
         if let Some(client) = client {
             let _ = client.request(&Request::Shutdown).await;
@@ -323,12 +348,19 @@ impl Daemon {
             r.state.pid = 0;
             (r.state.exit_code, r.host_config.auto_remove)
         };
+        self.release_network(c).await;
+        let names = Self::volume_names(&c.rec().mounts);
+        self.volumes_release(&names);
         if let Err(e) = self.persist(c) {
             tracing::error!(id = %c.id, "recording exit: {e}");
         }
         if let Err(e) = unmount(&self.rootfs(&c.id)) {
             tracing::warn!(id = %c.id, "unmounting rootfs: {e}");
         }
+        if status.as_ref().is_some_and(|s| s.oom_killed) {
+            self.container_event(c, "oom", &[]);
+        }
+        self.container_event(c, "die", &[("exitCode", &code.to_string())]);
         c.stdio.publish(AttachMsg::End);
         c.lifecycle.send_modify(|l| {
             l.running = false;

@@ -52,6 +52,7 @@ impl Daemon {
         c.cancel_restart();
         c.rec().state.manually_stopped = true;
         client.request(&Request::Kill { signal: sig }).await?;
+        self.container_event(c, "kill", &[("signal", &sig.to_string())]);
         self.thaw_if_paused(c).await;
         Ok(())
     }
@@ -65,7 +66,9 @@ impl Daemon {
         signal: Option<&str>,
     ) -> Result<()> {
         let _op = c.op.lock().await;
-        self.stop_locked(c, timeout, signal).await
+        self.stop_locked(c, timeout, signal).await?;
+        self.container_event(c, "stop", &[]);
+        Ok(())
     }
 
     pub(super) async fn stop_locked(
@@ -97,7 +100,9 @@ impl Daemon {
         let t = timeout.unwrap_or(default_timeout);
         let mut lc = c.lifecycle.subscribe();
         if let Some(client) = c.shim_client() {
-            let _ = client.request(&Request::Kill { signal: sig }).await;
+            if client.request(&Request::Kill { signal: sig }).await.is_ok() {
+                self.container_event(c, "kill", &[("signal", &sig.to_string())]);
+            }
         }
         self.thaw_if_paused(c).await;
         let stopped = async {
@@ -124,11 +129,14 @@ impl Daemon {
     pub(super) async fn kill_and_wait(&self, c: &Arc<Container>) -> Result<()> {
         let mut lc = c.lifecycle.subscribe();
         if let Some(client) = c.shim_client() {
-            let _ = client
+            let sent = client
                 .request(&Request::Kill {
                     signal: libc::SIGKILL,
                 })
                 .await;
+            if sent.is_ok() {
+                self.container_event(c, "kill", &[("signal", "9")]);
+            }
         }
         let gone = async {
             while lc.borrow_and_update().running {
@@ -177,7 +185,10 @@ impl Daemon {
             Err(e) => return Err(e),
         }
         match self.start(c).await {
-            Ok(()) | Err(DaemonError::NotModified) => Ok(()),
+            Ok(()) | Err(DaemonError::NotModified) => {
+                self.container_event(c, "restart", &[]);
+                Ok(())
+            }
             Err(e) => Err(e),
         }
     }

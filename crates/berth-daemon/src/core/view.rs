@@ -23,10 +23,13 @@ fn since(rfc3339: &str) -> std::time::Duration {
 /// The `Status` column text: "Up 3 seconds", "Exited (0) 2 minutes ago", "Created".
 pub fn status_text(r: &Record) -> String {
     match r.state.status {
-        Status::Running => format!(
-            "Up {}",
-            human_duration(since(&r.state.started_at).as_secs_f64())
-        ),
+        Status::Running => {
+            let up = human_duration(since(&r.state.started_at).as_secs_f64());
+            match &r.state.health {
+                Some(h) => format!("Up {up} ({})", super::health::status_suffix(h)),
+                None => format!("Up {up}"),
+            }
+        }
         Status::Paused => format!(
             "Up {} (Paused)",
             human_duration(since(&r.state.started_at).as_secs_f64())
@@ -45,16 +48,6 @@ pub fn status_text(r: &Record) -> String {
         Status::Removing => "Removal In Progress".into(),
         Status::Dead => "Dead".into(),
     }
-}
-
-fn network_settings() -> serde_json::Value {
-    json!({
-        "Bridge": "", "SandboxID": "", "HairpinMode": false, "LinkLocalIPv6Address": "",
-        "LinkLocalIPv6PrefixLen": 0, "Ports": {}, "SandboxKey": "", "SecondaryIPAddresses": null,
-        "SecondaryIPv6Addresses": null, "EndpointID": "", "Gateway": "", "GlobalIPv6Address": "",
-        "GlobalIPv6PrefixLen": 0, "IPAddress": "", "IPPrefixLen": 0, "IPv6Gateway": "", "MacAddress": "",
-        "Networks": {}
-    })
 }
 
 impl Daemon {
@@ -103,7 +96,11 @@ impl Daemon {
                 error: r.state.error.clone(),
                 started_at: r.state.started_at.clone(),
                 finished_at: r.state.finished_at.clone(),
-                health: None,
+                health: r
+                    .state
+                    .health
+                    .as_ref()
+                    .and_then(|h| serde_json::to_value(h).ok()),
             },
             image: r.image_id.clone(),
             resolv_conf_path: dir.join("resolv.conf").display().to_string(),
@@ -129,9 +126,9 @@ impl Daemon {
             },
             size_rw: None,
             size_root_fs: None,
-            mounts: Vec::new(),
+            mounts: r.mounts.iter().map(|m| m.to_json(self)).collect(),
             config: r.config.clone(),
-            network_settings: network_settings(),
+            network_settings: self.network_settings(&r),
         }
     }
 
@@ -149,15 +146,15 @@ impl Daemon {
             created: chrono::DateTime::parse_from_rfc3339(&r.created)
                 .map(|t| t.timestamp())
                 .unwrap_or(0),
-            ports: Vec::new(),
+            ports: self.port_summaries(&r),
             size_rw: None,
             size_root_fs: None,
             labels: r.config.labels.clone().unwrap_or_default(),
             state: r.state.status.as_str().into(),
             status: status_text(&r),
             host_config: json!({"NetworkMode": r.host_config.network_mode}),
-            network_settings: json!({"Networks": {}}),
-            mounts: Vec::new(),
+            network_settings: self.network_summary(&r),
+            mounts: r.mounts.iter().map(|m| m.to_json(self)).collect(),
         }
     }
 }

@@ -198,7 +198,6 @@ pub(crate) struct TokenResponse {
     pub(crate) token: String,
     pub(crate) access_token: String,
     pub(crate) expires_in: u64,
-    pub(crate) refresh_token: String,
 }
 
 impl TokenResponse {
@@ -255,7 +254,10 @@ mod tests {
             ..Default::default()
         }
         .normalized();
-        assert_eq!((only.username.as_str(), only.password.as_str()), ("bob", "pw"));
+        assert_eq!(
+            (only.username.as_str(), only.password.as_str()),
+            ("bob", "pw")
+        );
         assert_eq!(only.basic_header().unwrap(), "Basic Ym9iOnB3");
     }
 

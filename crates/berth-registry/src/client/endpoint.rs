@@ -78,11 +78,7 @@ impl Target {
             domain: r.domain().to_string(),
             host: api_host(r.domain()).to_string(),
             repository: r.path().to_string(),
-            reference: r
-                .digest()
-                .or(r.tag())
-                .unwrap_or("latest")
-                .to_string(),
+            reference: r.digest().or(r.tag()).unwrap_or("latest").to_string(),
         }
     }
 
@@ -134,7 +130,7 @@ impl Insecure {
     /// Whether `host_port` (`127.0.0.1:5000`, `[::1]:5000`, `reg`) is insecure.
     pub fn contains(&self, host_port: &str) -> bool {
         let hp = host_port.to_ascii_lowercase();
-        if self.hosts.iter().any(|h| *h == hp) {
+        if self.hosts.contains(&hp) {
             return true;
         }
         let host = host_only(&hp);
@@ -162,7 +158,11 @@ pub fn host_only(host_port: &str) -> &str {
 fn in_net(ip: IpAddr, net: IpAddr, bits: u8) -> bool {
     match (ip, net) {
         (IpAddr::V4(a), IpAddr::V4(n)) => {
-            let mask = if bits == 0 { 0 } else { u32::MAX << (32 - bits) };
+            let mask = if bits == 0 {
+                0
+            } else {
+                u32::MAX << (32 - bits)
+            };
             u32::from(a) & mask == u32::from(n) & mask
         }
         (IpAddr::V6(a), IpAddr::V6(n)) => {
@@ -193,7 +193,10 @@ mod tests {
         assert_eq!(t.repository, "library/busybox");
         assert_eq!(t.reference, "latest");
         let t = target("index.docker.io/user/app:v1");
-        assert_eq!((t.host.as_str(), t.repository.as_str()), ("registry-1.docker.io", "user/app"));
+        assert_eq!(
+            (t.host.as_str(), t.repository.as_str()),
+            ("registry-1.docker.io", "user/app")
+        );
         assert_eq!(t.reference, "v1");
         let d = format!("sha256:{}", "a".repeat(64));
         let t = target(&format!("127.0.0.1:5000/x/y@{d}"));
@@ -209,8 +212,12 @@ mod tests {
 
     #[test]
     fn insecure_rules() {
-        let i = Insecure::new(&["10.1.0.0/16".into(), "reg.local:5000".into(), "plain".into()])
-            .unwrap();
+        let i = Insecure::new(&[
+            "10.1.0.0/16".into(),
+            "reg.local:5000".into(),
+            "plain".into(),
+        ])
+        .unwrap();
         assert!(i.contains("127.0.0.1:5000"));
         assert!(i.contains("127.9.9.9"));
         assert!(i.contains("[::1]:5000"));

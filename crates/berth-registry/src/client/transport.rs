@@ -256,7 +256,10 @@ impl tower::Service<Uri> for Connector {
                 .ok_or_else(|| io::Error::other(format!("no host in {uri}")))?
                 .to_string();
             let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
-            let bare = host.trim_start_matches('[').trim_end_matches(']').to_string();
+            let bare = host
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_string();
             let tcp = TcpStream::connect((bare.as_str(), port)).await?;
             let _ = tcp.set_nodelay(true);
             if !https {

@@ -199,8 +199,32 @@ impl Executor for DockerExecutor {
     }
 }
 
+/// The daemon starts a container only when it knows none of its processes
+/// runs; runtime state left by a monitor that died before it could delete
+/// it (a host or daemon crash mid-exit) would make libcontainer refuse with
+/// "container already exists". State whose process is gone is dropped.
+fn clear_stale_state(cfg: &ShimConfig) {
+    let dir = cfg.runtime_root.join(&cfg.id);
+    let Ok(text) = std::fs::read_to_string(dir.join("state.json")) else {
+        if dir.exists() {
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+        return;
+    };
+    let pid = serde_json::from_str::<serde_json::Value>(&text)
+        .ok()
+        .and_then(|v| v["pid"].as_i64());
+    let alive = pid.is_some_and(|p| {
+        p > 0 && nix::sys::signal::kill(nix::unistd::Pid::from_raw(p as i32), None).is_ok()
+    });
+    if !alive {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
+
 fn create_libcontainer(cfg: &ShimConfig, io: ProcessIo) -> Result<(Backend, i32), RuntimeError> {
     let fail = |e: libcontainer::error::LibcontainerError| RuntimeError::Create(error_chain(&e));
+    clear_stale_state(cfg);
     let mut builder = ContainerBuilder::new(cfg.id.clone(), SyscallType::default())
         .with_executor(DockerExecutor)
         .with_root_path(&cfg.runtime_root)

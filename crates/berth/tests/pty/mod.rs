@@ -285,4 +285,3 @@ pub fn is_cooked(t: &Termios) -> bool {
     t.local_modes
         .contains(LocalModes::ICANON | LocalModes::ECHO | LocalModes::ISIG)
 }
-

@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# Listing latency and the cost of an idle `events` subscriber. Prints a table.
+#
+#   bench/listing.sh [RUNS]      (default 20; needs root and a release build)
+#
+# 500 containers are created (not started) and 300 image tags made through
+# the API (curl on the socket: far quicker than 800 CLI runs), then
+# `ps -a`, `images`, `ps -a --format '{{json .}}'` and `GET /containers/json`
+# are timed. docker's figures go beside ours when the docker CLI is here
+# (it is the same client pointed at our daemon, so only berth's own client
+# is compared to it). Last row: daemon CPU time over 10 s idle, without and
+# with 5 idle `events` subscribers (should be 0 ms either way).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+runs=${1:-20}
+berth=${BERTH:-target/release/berth}
+[ -x "$berth" ] || { echo "build first: cargo build --release" >&2; exit 1; }
+./scripts/fixtures.sh target/fixtures >/dev/null
+small_fx=target/fixtures/busybox-rootfs.tar
+
+root=$(mktemp -d /tmp/berth-bench.XXXXXX)
+sock=$root/b.sock
+"$berth" daemon --host "unix://$sock" --data-root "$root/data" --exec-root "$root/run" --log-level warn --config-file "$root/daemon.json" \
+  >"$root/daemon.log" 2>&1 &
+dpid=$!
+subs=()
+cleanup() {
+  for p in "${subs[@]}"; do kill "$p" 2>/dev/null || true; done
+  kill "$dpid" 2>/dev/null || true
+  wait "$dpid" 2>/dev/null || true
+  rm -rf "$root"
+}
+trap cleanup EXIT
+for _ in $(seq 100); do [ -S "$sock" ] && break; sleep 0.05; done
+B() { BERTH_NO_AUTOSTART=1 "$berth" -H "unix://$sock" "$@"; }
+api() { curl -sf --unix-socket "$sock" -X "$1" "http://d$2" -H 'Content-Type: application/json' ${3:+-d "$3"}; }
+B import -c 'CMD ["sh"]' "$small_fx" busybox:latest >/dev/null
+
+echo "setting up 500 containers and 300 tags..." >&2
+for i in $(seq 500); do
+  api POST "/v1.41/containers/create?name=c$i" '{"Image":"busybox","Cmd":["true"],"Labels":{"n":"'"$i"'"}}' >/dev/null &
+  (( i % 16 == 0 )) && wait
+done
+wait
+for i in $(seq 300); do
+  api POST "/v1.41/images/busybox/tag?repo=bench/img$i&tag=v1" >/dev/null &
+  (( i % 16 == 0 )) && wait
+done
+wait
+
+# ms timings of a command run $runs times; prints "min median".
+measure() {
+  local ts=()
+  for _ in $(seq "$runs"); do
+    local t0 t1
+    t0=$(date +%s%N)
+    "$@" >/dev/null 2>&1
+    t1=$(date +%s%N)
+    ts+=($(( (t1 - t0) / 1000 )))
+  done
+  printf '%s\n' "${ts[@]}" | sort -n | awk '{a[NR]=$1} END {printf "%.1f %.1f\n", a[1]/1000, a[int((NR+1)/2)]/1000}'
+}
+D() { DOCKER_HOST="unix://$sock" DOCKER_CONFIG="$root/dc" docker "$@"; }
+
+printf '%-44s %10s %10s\n' "measure (500 containers, 300 images)" "min ms" "median ms"
+row() { printf '%-44s %10s %10s\n' "$1" $2; }
+row "berth ps -a" "$(measure B ps -a)"
+row "berth ps -a --format '{{json .}}'" "$(measure B ps -a --format '{{json .}}')"
+row "berth images" "$(measure B images)"
+row "GET /containers/json?all=1 (curl)" "$(measure api GET '/v1.41/containers/json?all=1')"
+row "GET /images/json (curl)" "$(measure api GET /v1.41/images/json)"
+if command -v docker >/dev/null; then
+  row "docker ps -a (same daemon)" "$(measure D ps -a)"
+  row "docker images (same daemon)" "$(measure D images)"
+fi
+
+# Daemon CPU (user+sys, ms) over an idle 10 s window.
+cpu_ms() {
+  local s; s=$(awk '{print $14 + $15}' "/proc/$dpid/stat")
+  echo $(( s * 1000 / $(getconf CLK_TCK) ))
+}
+idle_cpu() { local a b; a=$(cpu_ms); sleep 10; b=$(cpu_ms); echo $(( b - a )); }
+printf '%-44s %10s\n' "daemon CPU over 10 s idle" "ms"
+printf '%-44s %10s\n' "no events subscriber" "$(idle_cpu)"
+for _ in 1 2 3 4 5; do B events >/dev/null & subs+=($!); done
+sleep 1
+printf '%-44s %10s\n' "5 idle events subscribers" "$(idle_cpu)"
+rss=$(awk '/VmRSS/ {print $2}' "/proc/$dpid/status")
+printf '%-44s %10s\n' "daemon RSS (kB) with 500 containers" "$rss"

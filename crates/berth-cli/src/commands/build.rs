@@ -1,0 +1,493 @@
+//! `berth build`: the context (a directory with `.dockerignore` applied
+//! here, as docker does, or a tar/Dockerfile on stdin) is sent as a tar to
+//! `POST /build`, and the daemon's JSON stream is printed.
+
+use std::collections::BTreeMap;
+use std::io::{IsTerminal, Read};
+use std::path::{Path, PathBuf};
+
+use berth_api::image::JsonMessage;
+use berth_build::ignore::Matcher;
+use hyper::Method;
+
+use super::{out, requires_exact, CmdResult, Ctx, StatusError};
+use crate::client::{full_body, ClientError, JsonStream, Payload, Query};
+
+/// `berth build`.
+#[derive(Debug, Clone, clap::Args)]
+#[command(
+    about = "Build an image from a Dockerfile",
+    override_usage = "berth build [OPTIONS] PATH | URL | -"
+)]
+pub(crate) struct BuildArgs {
+    /// Name and optionally a tag in the "name:tag" format
+    #[arg(short = 't', long = "tag")]
+    tags: Vec<String>,
+    /// Name of the Dockerfile (default: "PATH/Dockerfile")
+    #[arg(short = 'f', long = "file")]
+    file: Option<String>,
+    /// Set build-time variables
+    #[arg(long = "build-arg")]
+    build_args: Vec<String>,
+    /// Set the target build stage to build
+    #[arg(long)]
+    target: Option<String>,
+    /// Do not use cache when building the image
+    #[arg(long)]
+    no_cache: bool,
+    /// Always attempt to pull a newer version of the image
+    #[arg(long)]
+    pull: bool,
+    /// Set metadata for an image
+    #[arg(long = "label")]
+    labels: Vec<String>,
+    /// Suppress the build output and print image ID on success
+    #[arg(short, long)]
+    quiet: bool,
+    /// Write the image ID to the file
+    #[arg(long)]
+    iidfile: Option<String>,
+    /// Remove intermediate containers after a successful build
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    rm: bool,
+    /// Always remove intermediate containers
+    #[arg(long)]
+    force_rm: bool,
+    /// Set platform if server is multi-platform capable
+    #[arg(long)]
+    platform: Option<String>,
+    /// Network mode for RUN instructions
+    #[arg(long)]
+    network: Option<String>,
+    /// PATH | URL | -
+    #[arg(value_name = "PATH | URL | -")]
+    context: Vec<String>,
+}
+
+/// A tar being put together in memory.
+struct TarOut {
+    b: tar::Builder<Vec<u8>>,
+}
+
+impl TarOut {
+    fn new() -> TarOut {
+        let mut b = tar::Builder::new(Vec::new());
+        // Symlinks travel as symlinks: following one would send a file
+        // from outside the context.
+        b.follow_symlinks(false);
+        TarOut { b }
+    }
+
+    fn add_bytes(&mut self, name: &str, data: &[u8]) -> std::io::Result<()> {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        h.set_mtime(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0),
+        );
+        h.set_entry_type(tar::EntryType::Regular);
+        self.b.append_data(&mut h, name, data)
+    }
+
+    fn finish(self) -> std::io::Result<Vec<u8>> {
+        self.b.into_inner()
+    }
+}
+
+/// Adds the directory tree under `root` to the tar, minus what the
+/// `.dockerignore` excludes. The Dockerfile and `.dockerignore` are sent
+/// even when excluded (the daemon needs them), as docker does.
+fn add_dir(
+    t: &mut TarOut,
+    root: &Path,
+    rel: &str,
+    ignore: &Matcher,
+    keep: &[String],
+) -> std::io::Result<()> {
+    let dir = if rel.is_empty() {
+        root.to_path_buf()
+    } else {
+        root.join(rel)
+    };
+    let mut entries: Vec<_> = std::fs::read_dir(&dir)?.collect::<Result<_, _>>()?;
+    entries.sort_by_key(|e| e.file_name());
+    for e in entries {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let path = if rel.is_empty() {
+            name.clone()
+        } else {
+            format!("{rel}/{name}")
+        };
+        let md = std::fs::symlink_metadata(e.path())?;
+        let excluded = ignore.excluded(&path) && !keep.contains(&path);
+        if md.is_dir() {
+            if excluded
+                && ignore.skip_dir(&path)
+                && !keep.iter().any(|k| k.starts_with(&format!("{path}/")))
+            {
+                continue;
+            }
+            if !excluded {
+                t.b.append_path_with_name(e.path(), &path)?;
+            }
+            add_dir(t, root, &path, ignore, keep)?;
+        } else if !excluded {
+            t.b.append_path_with_name(e.path(), &path)?;
+        }
+    }
+    Ok(())
+}
+
+fn random_name() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    format!(
+        ".dockerfile.{:08x}{:04x}",
+        nanos,
+        std::process::id() & 0xffff
+    )
+}
+
+fn is_tar(data: &[u8]) -> bool {
+    // gzip, bzip2, xz, zstd or a plain tar header.
+    data.starts_with(&[0x1f, 0x8b])
+        || data.starts_with(b"BZh")
+        || data.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0])
+        || data.starts_with(&[0x28, 0xb5, 0x2f, 0xfd])
+        || (data.len() >= 262 && &data[257..262] == b"ustar")
+}
+
+/// The context tar and the Dockerfile's name in it.
+fn make_context(args: &BuildArgs, spec: &str) -> anyhow::Result<(Vec<u8>, String)> {
+    let stdin_df = args.file.as_deref() == Some("-");
+    if spec == "-" {
+        if stdin_df {
+            anyhow::bail!(
+                "invalid argument: can't use stdin for both build context and dockerfile"
+            );
+        }
+        let mut data = Vec::new();
+        std::io::stdin().read_to_end(&mut data)?;
+        if is_tar(&data) {
+            let name = args.file.clone().unwrap_or_else(|| "Dockerfile".into());
+            return Ok((data, name));
+        }
+        // A Dockerfile alone: an empty context around it.
+        let mut t = TarOut::new();
+        t.add_bytes("Dockerfile", &data)?;
+        return Ok((t.finish()?, "Dockerfile".into()));
+    }
+    if spec.contains("://") || spec.starts_with("git@") {
+        anyhow::bail!("unable to prepare context: building from a URL ({spec}) is not supported");
+    }
+    let root = PathBuf::from(spec);
+    let md = std::fs::metadata(&root)
+        .map_err(|_| anyhow::anyhow!("unable to prepare context: path {spec:?} not found"))?;
+    if !md.is_dir() {
+        anyhow::bail!("unable to prepare context: context must be a directory: {spec}");
+    }
+    // Where the Dockerfile comes from, and its name in the context.
+    let mut extra: Option<(String, Vec<u8>)> = None;
+    let df_rel: String;
+    let df_host: Option<PathBuf>;
+    match args.file.as_deref() {
+        Some("-") => {
+            let mut data = Vec::new();
+            std::io::stdin().read_to_end(&mut data)?;
+            let n = random_name();
+            extra = Some((n.clone(), data));
+            df_rel = n;
+            df_host = None;
+        }
+        Some(f) => {
+            let p = PathBuf::from(f);
+            let abs_root = std::fs::canonicalize(&root)?;
+            let abs_df = std::fs::canonicalize(&p).map_err(|_| {
+                anyhow::anyhow!("unable to prepare context: unable to evaluate symlinks in Dockerfile path: lstat {f}: no such file or directory")
+            })?;
+            match abs_df.strip_prefix(&abs_root) {
+                Ok(rel) => {
+                    df_rel = rel.to_string_lossy().into_owned();
+                    df_host = Some(abs_df.clone());
+                }
+                Err(_) => {
+                    // A Dockerfile outside the context travels inside it.
+                    let n = random_name();
+                    extra = Some((n.clone(), std::fs::read(&abs_df)?));
+                    df_rel = n;
+                    df_host = Some(abs_df.clone());
+                }
+            }
+        }
+        None => {
+            df_rel = "Dockerfile".into();
+            let p = root.join("Dockerfile");
+            if !p.exists() {
+                anyhow::bail!(
+                    "unable to prepare context: unable to evaluate symlinks in Dockerfile path: lstat {}: no such file or directory",
+                    std::fs::canonicalize(&root).unwrap_or(root.clone()).join("Dockerfile").display()
+                );
+            }
+            df_host = Some(p);
+        }
+    }
+    // `<Dockerfile>.dockerignore` next to the Dockerfile wins over the
+    // context's `.dockerignore`.
+    let mut ignore_text = None;
+    if let Some(h) = &df_host {
+        let mut n = h.as_os_str().to_owned();
+        n.push(".dockerignore");
+        ignore_text = std::fs::read_to_string(PathBuf::from(n)).ok();
+    }
+    if ignore_text.is_none() {
+        ignore_text = std::fs::read_to_string(root.join(".dockerignore")).ok();
+    }
+    let ignore = Matcher::parse(ignore_text.as_deref().unwrap_or(""))
+        .map_err(|e| anyhow::anyhow!("unable to prepare context: {e}"))?;
+    let keep = vec![df_rel.clone(), ".dockerignore".to_string()];
+    let mut t = TarOut::new();
+    add_dir(&mut t, &root, "", &ignore, &keep)
+        .map_err(|e| anyhow::anyhow!("unable to prepare context: {e}"))?;
+    if let Some((n, data)) = extra {
+        t.add_bytes(&n, &data)?;
+    }
+    Ok((t.finish()?, df_rel))
+}
+
+fn human_size(n: usize) -> String {
+    let units = ["B", "kB", "MB", "GB", "TB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1000.0 && u < units.len() - 1 {
+        v /= 1000.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{n}B")
+    } else {
+        format!(
+            "{}{}",
+            format!("{v:.4}")
+                .chars()
+                .take(5)
+                .collect::<String>()
+                .trim_end_matches('.'),
+            units[u]
+        )
+    }
+}
+
+/// `berth build`.
+pub(crate) async fn build(ctx: &Ctx, args: &BuildArgs) -> CmdResult {
+    requires_exact("build", "[OPTIONS] PATH | URL | -", args.context.len(), 1)?;
+    let spec = args.context[0].clone();
+    if spec == "-" && std::io::stdin().is_terminal() {
+        anyhow::bail!("unable to prepare context: no context on stdin");
+    }
+    let (tar, dockerfile) = {
+        let a = args.clone();
+        let spec = spec.clone();
+        tokio::task::spawn_blocking(move || make_context(&a, &spec)).await??
+    };
+    if !args.quiet {
+        out(&format!(
+            "Sending build context to Docker daemon  {}\r\n",
+            human_size(tar.len())
+        ))?;
+    }
+    let mut build_args: BTreeMap<String, Option<String>> = BTreeMap::new();
+    for a in &args.build_args {
+        match a.split_once('=') {
+            Some((k, v)) => {
+                build_args.insert(k.to_string(), Some(v.to_string()));
+            }
+            None => {
+                build_args.insert(a.clone(), std::env::var(a).ok());
+            }
+        }
+    }
+    let mut labels: BTreeMap<String, String> = BTreeMap::new();
+    for l in &args.labels {
+        let (k, v) = l.split_once('=').unwrap_or((l, ""));
+        labels.insert(k.to_string(), v.to_string());
+    }
+    let mut query = Query::new();
+    for t in &args.tags {
+        query = query.add("t", t.as_str());
+    }
+    query = query
+        .add("dockerfile", dockerfile.as_str())
+        .add_if(
+            !build_args.is_empty(),
+            "buildargs",
+            serde_json::to_string(&build_args)?,
+        )
+        .add_if(
+            !labels.is_empty(),
+            "labels",
+            serde_json::to_string(&labels)?,
+        )
+        .add_nonempty("target", args.target.as_deref().unwrap_or(""))
+        .add_if(args.no_cache, "nocache", "1")
+        .add_if(args.pull, "pull", "1")
+        .add_if(args.quiet, "q", "1")
+        .add_if(!args.rm, "rm", "0")
+        .add_if(args.force_rm, "forcerm", "1")
+        .add_nonempty("platform", args.platform.as_deref().unwrap_or(""))
+        .add_nonempty("networkmode", args.network.as_deref().unwrap_or(""));
+    let resp = ctx
+        .client
+        .request(
+            Method::POST,
+            "/build",
+            &query,
+            Payload::Stream("application/x-tar", full_body(tar)),
+            &[],
+        )
+        .await?;
+    let mut stream = JsonStream::new(resp);
+    let mut id: Option<String> = None;
+    // On a terminal each step's result line also tells its time, or that
+    // it came from the cache; piped output stays exactly docker's.
+    let terminal = std::io::stdout().is_terminal();
+    let mut step_start = std::time::Instant::now();
+    let mut step_cached = false;
+    while let Some(msg) = stream.next::<JsonMessage>().await {
+        let msg = msg?;
+        if let Some(e) = &msg.error_detail {
+            let code = e.code.filter(|c| *c != 0).unwrap_or(1);
+            return Err(StatusError::new(code as i32, e.message.clone()).into());
+        }
+        if let Some(e) = &msg.error {
+            return Err(ClientError::Stream(e.clone()).into());
+        }
+        if let Some(aux) = &msg.aux {
+            if let Some(i) = aux.get("ID").and_then(|v| v.as_str()) {
+                id = Some(i.to_string());
+            }
+        }
+        if let Some(s) = &msg.stream {
+            if args.quiet {
+                continue;
+            }
+            if s.starts_with("Step ") {
+                step_start = std::time::Instant::now();
+                step_cached = false;
+            } else if s == " ---> Using cache\n" {
+                step_cached = true;
+            }
+            match step_result(s) {
+                Some(short) if terminal => {
+                    let mark = if step_cached {
+                        "CACHED".to_string()
+                    } else {
+                        format!("{:.2}s", step_start.elapsed().as_secs_f64())
+                    };
+                    out(&format!(" ---> {short}  [{mark}]\n"))?;
+                }
+                _ => out(s)?,
+            }
+        }
+    }
+    let Some(id) = id else {
+        anyhow::bail!("the daemon ended the build without an image ID");
+    };
+    if args.quiet {
+        out(&format!("{id}\n"))?;
+    }
+    if let Some(f) = args.iidfile.as_deref() {
+        std::fs::write(f, &id)
+            .map_err(|e| anyhow::anyhow!("failed to write image ID to {f}: {e}"))?;
+    }
+    Ok(0)
+}
+
+/// The image ID of a " ---> <12 hex>" line that ends a step.
+fn step_result(s: &str) -> Option<&str> {
+    let id = s.strip_prefix(" ---> ")?.strip_suffix('\n')?;
+    (id.len() == 12 && id.bytes().all(|b| b.is_ascii_hexdigit())).then_some(id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn step_results() {
+        assert_eq!(step_result(" ---> 0123456789ab\n"), Some("0123456789ab"));
+        assert_eq!(step_result(" ---> Using cache\n"), None);
+        assert_eq!(step_result(" ---> Running in 0123456789ab\n"), None);
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(human_size(512), "512B");
+        assert_eq!(human_size(2048), "2.048kB");
+    }
+
+    #[test]
+    fn context_applies_dockerignore() {
+        let t = tempfile::tempdir().unwrap();
+        let r = t.path();
+        std::fs::write(r.join("Dockerfile"), "FROM x\n").unwrap();
+        std::fs::write(
+            r.join(".dockerignore"),
+            "secret*\nDockerfile\nlogs\n!logs/keep\n",
+        )
+        .unwrap();
+        std::fs::write(r.join("secret.txt"), "s").unwrap();
+        std::fs::write(r.join("app.txt"), "a").unwrap();
+        std::fs::create_dir_all(r.join("logs")).unwrap();
+        std::fs::write(r.join("logs/keep"), "k").unwrap();
+        std::fs::write(r.join("logs/drop"), "d").unwrap();
+        std::os::unix::fs::symlink("/etc/passwd", r.join("link")).unwrap();
+        let args = BuildArgs {
+            tags: vec![],
+            file: None,
+            build_args: vec![],
+            target: None,
+            no_cache: false,
+            pull: false,
+            labels: vec![],
+            quiet: false,
+            iidfile: None,
+            rm: true,
+            force_rm: false,
+            platform: None,
+            network: None,
+            context: vec![],
+        };
+        let (tar, df) = make_context(&args, r.to_str().unwrap()).unwrap();
+        assert_eq!(df, "Dockerfile");
+        let mut ar = tar::Archive::new(&tar[..]);
+        let mut names: Vec<String> = ar
+            .entries()
+            .unwrap()
+            .map(|e| e.unwrap().path().unwrap().display().to_string())
+            .collect();
+        names.sort();
+        assert_eq!(
+            names,
+            vec![
+                ".dockerignore",
+                "Dockerfile",
+                "app.txt",
+                "link",
+                "logs/keep"
+            ]
+        );
+        let mut ar = tar::Archive::new(&tar[..]);
+        let link = ar
+            .entries()
+            .unwrap()
+            .map(|e| e.unwrap())
+            .find(|e| e.path().unwrap().to_str() == Some("link"))
+            .unwrap();
+        assert_eq!(link.header().entry_type(), tar::EntryType::Symlink);
+    }
+}
