@@ -85,8 +85,13 @@ pub(crate) fn make_shared_mount_dir(dir: &Path) -> Result<(), NetError> {
             None::<&str>,
         )
     };
+    // mountinfo also lists mounts hidden under a later one (a tmpfs over
+    // the run root): EINVAL then means "not a mount point here after all".
     if is_mount_point(dir) {
-        return shared(dir).map_err(|e| NetError::io("make shared mount", dir, e.into()));
+        match shared(dir) {
+            Err(nix::errno::Errno::EINVAL) => {}
+            r => return r.map_err(|e| NetError::io("make shared mount", dir, e.into())),
+        }
     }
     mount(
         Some(dir),

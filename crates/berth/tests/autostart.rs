@@ -1,7 +1,8 @@
 //! A fresh install needs no service set-up: the first `berth` command that
 //! finds no daemon on the default socket starts one and says so. Run in a
-//! private mount namespace with tmpfs over /run/berth and /var/lib/berth, so
-//! the test neither sees nor disturbs a daemon of the machine.
+//! private mount and network namespace with tmpfs over /run/berth and
+//! /var/lib/berth, so the test neither sees nor disturbs a daemon of the
+//! machine.
 
 mod common;
 
@@ -32,8 +33,18 @@ for i in $(seq 100); do kill -0 $pid 2>/dev/null || break; sleep 0.05; done
         bin = bin.display(),
         tar = tar.display()
     );
+    // Its own network namespace too: a daemon of the machine's (default
+    // roots) owns the default bridge and nftables table names.
     let out = Command::new("unshare")
-        .args(["--mount", "--propagation", "private", "sh", "-c", &script])
+        .args([
+            "--mount",
+            "--net",
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
+            &script,
+        ])
         .env_remove("BERTH_HOST")
         .env_remove("BERTH_NO_AUTOSTART")
         .output()
