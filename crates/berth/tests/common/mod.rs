@@ -257,7 +257,13 @@ impl Daemon {
             body.len()
         );
         s.write_all(head.as_bytes())?;
-        s.write_all(body)?;
+        // A server may answer (and close) before reading a body it has no
+        // use for, as dockerd does for a missing container: still read it.
+        if let Err(e) = s.write_all(body) {
+            if e.kind() != std::io::ErrorKind::BrokenPipe {
+                return Err(e);
+            }
+        }
         let mut raw = Vec::new();
         s.read_to_end(&mut raw)?;
         Ok(HttpResponse::parse(&raw))
