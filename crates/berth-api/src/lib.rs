@@ -7,6 +7,7 @@ pub mod container;
 pub mod detach;
 pub mod filters;
 pub mod image;
+pub mod query;
 pub mod reference;
 pub mod stream;
 pub mod strslice;

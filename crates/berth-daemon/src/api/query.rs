@@ -16,44 +16,9 @@ impl<S: Send + Sync> FromRequestParts<S> for Query {
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
         let q = parts.uri.query().unwrap_or("");
-        let pairs = url_decode_pairs(q);
+        let pairs = berth_api::query::pairs(q);
         Ok(Query(pairs))
     }
-}
-
-fn url_decode_pairs(q: &str) -> Vec<(String, String)> {
-    q.split('&')
-        .filter(|p| !p.is_empty())
-        .map(|p| {
-            let (k, v) = p.split_once('=').unwrap_or((p, ""));
-            (decode(k), decode(v))
-        })
-        .collect()
-}
-
-fn decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 2 < b.len() => match (hex_val(b[i + 1]), hex_val(b[i + 2])) {
-                (Some(h), Some(l)) => {
-                    out.push(h << 4 | l);
-                    i += 2;
-                }
-                _ => out.push(b'%'),
-            },
-            c => out.push(c),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-fn hex_val(c: u8) -> Option<u8> {
-    (c as char).to_digit(16).map(|d| d as u8)
 }
 
 impl Query {
@@ -113,7 +78,7 @@ mod tests {
 
     #[test]
     fn decoding() {
-        let q = Query(url_decode_pairs(
+        let q = Query(berth_api::query::pairs(
             "names=a&names=b%3Alatest&all=1&x=%7B%22a%22%7D&s=a+b&bad=%zz&end=%4",
         ));
         assert_eq!(q.all("names"), vec!["a", "b:latest"]);

@@ -185,39 +185,6 @@ pub(crate) fn origin_of<'a>(headers: &'a HeaderMap, st: &AppState) -> Origin<'a>
     }
 }
 
-/// Splits a query string (or form body) into decoded pairs.
-pub(crate) fn query_pairs(q: &str) -> Vec<(String, String)> {
-    q.split('&')
-        .filter(|p| !p.is_empty())
-        .map(|p| {
-            let (k, v) = p.split_once('=').unwrap_or((p, ""));
-            (percent_decode(k), percent_decode(v))
-        })
-        .collect()
-}
-
-fn percent_decode(s: &str) -> String {
-    let hexval = |c: u8| (c as char).to_digit(16).map(|v| v as u8);
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 2 < b.len() => match (hexval(b[i + 1]), hexval(b[i + 2])) {
-                (Some(h), Some(l)) => {
-                    out.push(h << 4 | l);
-                    i += 2;
-                }
-                _ => out.push(b'%'),
-            },
-            c => out.push(c),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 /// The router: `/v2/`, the `/v2/…` endpoints, and `/token`.
 pub(crate) fn app(st: Shared) -> Router {
     Router::new()
@@ -333,7 +300,7 @@ async fn dispatch(State(st): State<Shared>, req: Request) -> Response {
     let ctx = Ctx {
         st: st.clone(),
         method: parts.method,
-        query: query_pairs(parts.uri.query().unwrap_or("")),
+        query: berth_api::query::pairs(parts.uri.query().unwrap_or("")),
         headers: parts.headers,
         who,
     };
@@ -494,7 +461,7 @@ mod tests {
     #[test]
     fn queries_decode() {
         assert_eq!(
-            query_pairs("a=1&b=x%3Ay+z&c&tag=1&tag=2"),
+            berth_api::query::pairs("a=1&b=x%3Ay+z&c&tag=1&tag=2"),
             vec![
                 ("a".into(), "1".into()),
                 ("b".into(), "x:y z".into()),
@@ -503,6 +470,9 @@ mod tests {
                 ("tag".into(), "2".into()),
             ]
         );
-        assert_eq!(query_pairs("x=%zz%4"), vec![("x".into(), "%zz%4".into())]);
+        assert_eq!(
+            berth_api::query::pairs("x=%zz%4"),
+            vec![("x".into(), "%zz%4".into())]
+        );
     }
 }

@@ -28,7 +28,7 @@ use serde_json::json;
 use super::auth::{Actions, Auth, Resource};
 use super::names::valid_name;
 use super::storage::random_hex;
-use super::{query_pairs, Shared};
+use super::Shared;
 
 type HmacSha256 = Hmac<sha2::Sha256>;
 
@@ -283,7 +283,7 @@ pub(crate) async fn get_token(
     let Some(key) = auth.token_key() else {
         return not_found();
     };
-    let q = query_pairs(q.as_deref().unwrap_or(""));
+    let q = berth_api::query::pairs(q.as_deref().unwrap_or(""));
     let account = match headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -323,7 +323,7 @@ pub(crate) async fn post_token(State(st): State<Shared>, body: Bytes) -> Respons
     let Some(key) = auth.token_key() else {
         return not_found();
     };
-    let form = query_pairs(&String::from_utf8_lossy(&body));
+    let form = berth_api::query::pairs(&String::from_utf8_lossy(&body));
     let field = |k: &str| form.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
     let account = match field("grant_type") {
         Some("password") => {
