@@ -10,7 +10,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=${1:-5}
 berth=${BERTH:-target/release/berth}
-[ -x "$berth" ] || { echo "build first: cargo build --release" >&2; exit 1; }
+[ -x "$berth" ] || { echo "build first: scripts/build-release.sh" >&2; exit 1; }
 ./scripts/fixtures.sh target/fixtures >/dev/null
 
 root=$(mktemp -d /tmp/berth-buildbench.XXXXXX)

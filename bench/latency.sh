@@ -10,7 +10,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=${1:-20}
 berth=${BERTH:-target/release/berth}
-[ -x "$berth" ] || { echo "build first: cargo build --release" >&2; exit 1; }
+[ -x "$berth" ] || { echo "build first: scripts/build-release.sh" >&2; exit 1; }
 BIG_MB=500 ./scripts/fixtures.sh target/fixtures-500 >/dev/null
 small_fx=target/fixtures-500/busybox-rootfs.tar
 big_fx=target/fixtures-500/big-image.tar

@@ -10,7 +10,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 berth=${BERTH:-target/release/berth}
-[ -x "$berth" ] || { echo "build first: cargo build --release" >&2; exit 1; }
+[ -x "$berth" ] || { echo "build first: scripts/build-release.sh" >&2; exit 1; }
 command -v curl >/dev/null || { echo "needs curl" >&2; exit 1; }
 ./scripts/fixtures.sh target/fixtures >/dev/null
 

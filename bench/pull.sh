@@ -11,12 +11,12 @@
 #   push  `berth push` of the loaded image (the first push of a round also
 #         compresses its layers once; that is included)
 #   pull  `berth pull` into an empty data root, unpack included
-# Needs a release build: cargo build --release -p berth.
+# Needs a release build: scripts/build-release.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rounds=${1:-3}
 berth=${BERTH:-target/release/berth}
-[ -x "$berth" ] || { echo "build first: cargo build --release -p berth" >&2; exit 1; }
+[ -x "$berth" ] || { echo "build first: scripts/build-release.sh" >&2; exit 1; }
 export BIG_MB=${BIG_MB:-200}
 fxdir=target/fixtures-$BIG_MB
 ./scripts/fixtures.sh "$fxdir" >/dev/null

@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/deps.sh
-cargo build --release
+./scripts/build-release.sh
 install -m 0755 target/release/berth target/release/berth-shim /usr/local/bin/
 ./scripts/fixtures.sh target/fixtures
 # The first berth command starts the daemon in the background by itself.

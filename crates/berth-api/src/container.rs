@@ -33,7 +33,7 @@ pub struct ContainerConfig {
     pub env: Option<Vec<String>>,
     pub cmd: Option<StrSlice>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub healthcheck: Option<Value>,
+    pub healthcheck: Option<HealthConfig>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub args_escaped: Option<bool>,
     pub image: String,
@@ -54,6 +54,50 @@ pub struct ContainerConfig {
     pub shell: Option<StrSlice>,
     #[serde(flatten)]
     pub extra: Extra,
+}
+
+/// `Config.Healthcheck` (Docker's `container.HealthConfig`): durations in
+/// nanoseconds. Typed so that its JSON keys come in Docker's order (`Test`,
+/// `Interval`, `Timeout`, `StartPeriod`, `StartInterval`, `Retries`) and,
+/// as Go's `omitempty`, unset ones are left out. `null` reads as unset,
+/// since docker-py sends every key.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct HealthConfig {
+    /// `[]` inherit, `["NONE"]` off, `["CMD", args…]`, `["CMD-SHELL", cmd]`.
+    #[serde(
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "null_default"
+    )]
+    pub test: Vec<String>,
+    /// Time between probes.
+    #[serde(skip_serializing_if = "is_zero", deserialize_with = "null_default")]
+    pub interval: i64,
+    /// Time a probe may take.
+    #[serde(skip_serializing_if = "is_zero", deserialize_with = "null_default")]
+    pub timeout: i64,
+    /// Grace period after start when failures do not count.
+    #[serde(skip_serializing_if = "is_zero", deserialize_with = "null_default")]
+    pub start_period: i64,
+    /// Time between probes during the start period.
+    #[serde(skip_serializing_if = "is_zero", deserialize_with = "null_default")]
+    pub start_interval: i64,
+    /// Consecutive failures before `unhealthy`.
+    #[serde(skip_serializing_if = "is_zero", deserialize_with = "null_default")]
+    pub retries: i64,
+}
+
+fn is_zero(n: &i64) -> bool {
+    *n == 0
+}
+
+/// A field whose `null` means its default.
+fn null_default<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Default + Deserialize<'de>,
+{
+    Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
 }
 
 /// `HostConfig.RestartPolicy`.
@@ -157,6 +201,24 @@ pub struct ContainerCreateBody {
 pub struct CreateResponse {
     pub id: String,
     pub warnings: Vec<String>,
+}
+
+/// One item of `GET /containers/{id}/changes` (`docker diff`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct FilesystemChange {
+    /// Absolute path in the container.
+    pub path: String,
+    /// 0 modified, 1 added, 2 deleted.
+    pub kind: u8,
+}
+
+/// `201` answer of `POST /commit`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct CommitResponse {
+    /// The new image's ID (`sha256:…`).
+    pub id: String,
 }
 
 /// The error object of a wait response.
@@ -295,6 +357,35 @@ mod tests {
         assert_eq!(hc.memory_swappiness, Some(-1));
         assert!(hc.extra.contains_key("KernelMemory"));
         assert!(b.config.extra.contains_key("NewerField"));
+    }
+
+    #[test]
+    fn healthcheck_keys_in_dockers_order() {
+        let hc: HealthConfig = serde_json::from_str(
+            r#"{"Retries":3,"StartInterval":2,"StartPeriod":0,"Timeout":5,"Interval":1,"Test":["CMD-SHELL","true"]}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            serde_json::to_string(&hc).unwrap(),
+            r#"{"Test":["CMD-SHELL","true"],"Interval":1,"Timeout":5,"StartInterval":2,"Retries":3}"#
+        );
+        // docker-py sends every key, unset ones as null.
+        let hc: HealthConfig = serde_json::from_str(
+            r#"{"Test":["CMD","x"],"Interval":null,"Timeout":null,"Retries":null,"StartPeriod":null}"#,
+        )
+        .unwrap();
+        assert_eq!(hc.test, vec!["CMD", "x"]);
+        assert_eq!(hc.interval, 0);
+        assert_eq!(
+            serde_json::to_string(&HealthConfig {
+                test: vec!["NONE".into()],
+                ..Default::default()
+            })
+            .unwrap(),
+            r#"{"Test":["NONE"]}"#
+        );
+        let c: ContainerConfig = serde_json::from_str(r#"{"Healthcheck":{"Test":null}}"#).unwrap();
+        assert_eq!(c.healthcheck, Some(HealthConfig::default()));
     }
 
     #[test]

@@ -17,7 +17,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use berth_api::container::ContainerConfig;
+use berth_api::container::{ContainerConfig, HealthConfig};
 use berth_api::{Reference, StrSlice};
 use berth_image::mount::{unmount, RootfsDirs};
 use berth_image::{CommitRequest, History, ImageConfig, ImageStore, RootFsConfig};
@@ -1559,11 +1559,14 @@ fn try_extract(src: &Path, dest: &Path, dest_is_dir: bool) -> std::io::Result<Op
     Ok(Some(()))
 }
 
-fn healthcheck(ins: &Instruction, st: &Stage) -> Result<Value, BuildError> {
+fn healthcheck(ins: &Instruction, st: &Stage) -> Result<HealthConfig, BuildError> {
     let raw = ins.raw();
     let t = raw.trim();
     if t.eq_ignore_ascii_case("NONE") {
-        return Ok(serde_json::json!({ "Test": ["NONE"] }));
+        return Ok(HealthConfig {
+            test: vec!["NONE".into()],
+            ..Default::default()
+        });
     }
     let (word, rest) = match t.find(char::is_whitespace) {
         Some(p) => (&t[..p], t[p..].trim()),
@@ -1583,30 +1586,30 @@ fn healthcheck(ins: &Instruction, st: &Stage) -> Result<Value, BuildError> {
         None => vec!["CMD-SHELL".to_string(), rest.to_string()],
     };
     let _ = st;
-    let mut hc = serde_json::Map::new();
-    hc.insert("Test".into(), serde_json::json!(test));
+    let mut hc = HealthConfig {
+        test,
+        ..Default::default()
+    };
     for (f, v) in &ins.flags {
         let v = v.as_deref().unwrap_or("");
-        let key = match f.as_str() {
-            "interval" => "Interval",
-            "timeout" => "Timeout",
-            "start-period" => "StartPeriod",
-            "start-interval" => "StartInterval",
+        let field = match f.as_str() {
+            "interval" => &mut hc.interval,
+            "timeout" => &mut hc.timeout,
+            "start-period" => &mut hc.start_period,
+            "start-interval" => &mut hc.start_interval,
             "retries" => {
-                let n: i64 = v
+                hc.retries = v
                     .parse()
                     .map_err(|_| BuildError::Syntax(format!("invalid --retries value {v:?}")))?;
-                hc.insert("Retries".into(), serde_json::json!(n));
                 continue;
             }
             other => return Err(BuildError::Syntax(format!("Unknown flag: {other}"))),
         };
-        let ns = parse_duration(v).ok_or_else(|| {
+        *field = parse_duration(v).ok_or_else(|| {
             BuildError::Syntax(format!("invalid --{f} value {v:?}: not a duration"))
         })?;
-        hc.insert(key.into(), serde_json::json!(ns));
     }
-    Ok(Value::Object(hc))
+    Ok(hc)
 }
 
 /// Go's duration syntax ("30s", "1m30s", "500ms") in nanoseconds.

@@ -30,6 +30,7 @@ use clap::{CommandFactory, Parser, Subcommand};
 use client::{Client, ClientError, Host, DEFAULT_HOST};
 use commands::attach::AttachArgs;
 use commands::build::BuildArgs;
+use commands::commit::{CommitArgs, DiffArgs};
 use commands::cp::CpArgs;
 use commands::create::CreateArgs;
 use commands::events::EventsArgs;
@@ -125,6 +126,11 @@ enum Command {
         #[command(subcommand)]
         cmd: commands::volume::VolumeCmd,
     },
+    /// Generate the autocompletion script for the specified shell
+    Completion {
+        #[command(subcommand)]
+        cmd: commands::completion::CompletionCmd,
+    },
     /// Manage berth
     System {
         #[command(subcommand)]
@@ -140,10 +146,14 @@ enum Command {
     Attach(AttachArgs),
     /// Build an image from a Dockerfile
     Build(BuildArgs),
+    /// Create a new image from a container's changes
+    Commit(CommitArgs),
     /// Copy files/folders between a container and the local filesystem
     Cp(CpArgs),
     /// Create a new container
     Create(CreateArgs),
+    /// Inspect changes to files or directories on a container's filesystem
+    Diff(DiffArgs),
     /// Get real time events from the server
     Events(EventsArgs),
     /// Execute a command in a running container
@@ -196,10 +206,14 @@ enum Command {
 enum ContainerCmd {
     /// Attach local standard input, output, and error streams to a running container
     Attach(AttachArgs),
+    /// Create a new image from a container's changes
+    Commit(CommitArgs),
     /// Copy files/folders between a container and the local filesystem
     Cp(CpArgs),
     /// Create a new container
     Create(CreateArgs),
+    /// Inspect changes to files or directories on a container's filesystem
+    Diff(DiffArgs),
     /// Execute a command in a running container
     Exec(ExecArgs),
     /// Display detailed information on one or more containers
@@ -244,6 +258,8 @@ enum ContainerCmd {
 
 #[derive(Debug, Subcommand)]
 enum BuilderCmd {
+    /// Build an image from a Dockerfile
+    Build(BuildArgs),
     /// Remove build cache
     Prune(commands::prune::PruneArgs),
 }
@@ -315,6 +331,10 @@ pub fn main(args: Vec<OsString>) -> i32 {
         let _ = Cli::command().print_help();
         return 0;
     };
+    // Completion scripts come from the parser's definition: no daemon needed.
+    if let Command::Completion { cmd } = &command {
+        return report(commands::completion::completion(cmd, Cli::command()));
+    }
     if let Command::Daemon { .. } = command {
         eprintln!("berth: 'berth daemon' is handled by the berth binary itself");
         return 1;
@@ -524,6 +544,9 @@ async fn dispatch(ctx: &Ctx, command: Command) -> CmdResult {
         Command::Build(a)
         | Command::Image {
             cmd: ImageCmd::Build(a),
+        }
+        | Command::Builder {
+            cmd: BuilderCmd::Build(a),
         } => commands::build::build(ctx, &a).await,
         Command::Save(a)
         | Command::Image {
@@ -546,7 +569,15 @@ async fn dispatch(ctx: &Ctx, command: Command) -> CmdResult {
         | Command::Container {
             cmd: ContainerCmd::Cp(a),
         } => commands::cp::cp(ctx, &a).await,
-        Command::Version(_) | Command::Daemon { .. } => Ok(0),
+        Command::Commit(a) => commands::commit::commit(ctx, &a, "commit").await,
+        Command::Container {
+            cmd: ContainerCmd::Commit(a),
+        } => commands::commit::commit(ctx, &a, "container commit").await,
+        Command::Diff(a) => commands::commit::diff(ctx, &a, "diff").await,
+        Command::Container {
+            cmd: ContainerCmd::Diff(a),
+        } => commands::commit::diff(ctx, &a, "container diff").await,
+        Command::Version(_) | Command::Daemon { .. } | Command::Completion { .. } => Ok(0),
     }
 }
 

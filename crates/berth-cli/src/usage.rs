@@ -38,7 +38,9 @@ pub(crate) fn usage_line(path: &str) -> &'static str {
         "update" | "container update" => "[OPTIONS] CONTAINER [CONTAINER...]",
         "port" | "container port" => "CONTAINER [PRIVATE_PORT[/PROTO]]",
         "events" | "system events" => "[OPTIONS]",
-        "container" | "image" | "system" => "COMMAND",
+        "container" | "image" | "system" | "network" | "volume" | "builder" | "completion" => {
+            "COMMAND"
+        }
         "" => "[OPTIONS] COMMAND",
         _ => "[OPTIONS]",
     }
@@ -76,6 +78,19 @@ pub(crate) fn command_path(root: &clap::Command, args: &[OsString]) -> String {
         }
     }
     path.join(" ")
+}
+
+/// The first argument that is not a global flag (or its value).
+fn first_word(args: &[OsString]) -> Option<String> {
+    let mut it = args.iter().skip(1).map(|a| a.to_string_lossy());
+    while let Some(arg) = it.next() {
+        if matches!(arg.as_ref(), "-H" | "--host" | "-l" | "--log-level") {
+            it.next();
+        } else if !arg.starts_with('-') {
+            return Some(arg.into_owned());
+        }
+    }
+    None
 }
 
 fn context_str(e: &clap::Error, kind: ContextKind) -> Option<String> {
@@ -137,6 +152,10 @@ pub(crate) fn report(e: clap::Error, root: &clap::Command, args: &[OsString]) ->
         }
         ErrorKind::InvalidSubcommand => {
             let name = context_str(&e, ContextKind::InvalidSubcommand).unwrap_or_default();
+            if first_word(args) == Some("help".into()) {
+                eprintln!("unknown help topic: {name}");
+                return 1;
+            }
             if path.is_empty() {
                 eprintln!("berth: unknown command: berth {name}\n\nRun 'berth --help' for more information");
             } else {

@@ -26,19 +26,24 @@ const ALLOWED: &[&str] = &[
 
 /// Applies each change, in order, to `config`.
 pub fn apply_changes(changes: &[String], config: &mut ContainerConfig) -> Result<(), ImageError> {
+    let mut cmd_set = false;
     for change in changes {
         for line in change
             .lines()
             .map(str::trim)
             .filter(|l| !l.is_empty() && !l.starts_with('#'))
         {
-            apply_one(line, config)?;
+            apply_one(line, config, &mut cmd_set)?;
         }
     }
     Ok(())
 }
 
-fn apply_one(line: &str, config: &mut ContainerConfig) -> Result<(), ImageError> {
+fn apply_one(
+    line: &str,
+    config: &mut ContainerConfig,
+    cmd_set: &mut bool,
+) -> Result<(), ImageError> {
     let (word, rest) = match line.split_once(char::is_whitespace) {
         Some((w, r)) => (w, r.trim()),
         None => (line, ""),
@@ -55,8 +60,18 @@ fn apply_one(line: &str, config: &mut ContainerConfig) -> Result<(), ImageError>
         )));
     }
     match instr.as_str() {
-        "CMD" => config.cmd = Some(command_form(rest, config)),
-        "ENTRYPOINT" => config.entrypoint = Some(command_form(rest, config)),
+        "CMD" => {
+            config.cmd = Some(command_form(rest, config));
+            *cmd_set = true;
+        }
+        "ENTRYPOINT" => {
+            config.entrypoint = Some(command_form(rest, config));
+            // As in a Dockerfile: a new entrypoint drops the old command
+            // unless a CMD came before it in the same changes.
+            if !*cmd_set {
+                config.cmd = None;
+            }
+        }
         "ENV" => {
             let env = config.env.get_or_insert_with(Vec::new);
             for (k, v) in key_values(rest, "ENV")? {
@@ -258,6 +273,22 @@ mod tests {
         assert_eq!(labels["c d"], "e");
         assert!(c.volumes.unwrap().contains_key("/data"));
         assert_eq!(c.stop_signal.as_deref(), Some("SIGINT"));
+    }
+
+    #[test]
+    fn entrypoint_drops_an_earlier_command() {
+        let mut c = ContainerConfig {
+            cmd: Some(StrSlice(vec!["sh".into()])),
+            ..Default::default()
+        };
+        apply_changes(&[r#"ENTRYPOINT ["/bin/echo"]"#.into()], &mut c).unwrap();
+        assert!(c.cmd.is_none());
+        apply_changes(
+            &[r#"CMD ["hi"]"#.into(), r#"ENTRYPOINT ["/bin/echo"]"#.into()],
+            &mut c,
+        )
+        .unwrap();
+        assert_eq!(c.cmd.unwrap().0, vec!["hi"]);
     }
 
     #[test]

@@ -11,7 +11,7 @@
 
 use std::collections::HashMap;
 use std::fs::{self, File};
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::io::{Read, Write};
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
@@ -65,7 +65,7 @@ fn walk<W: Write>(
     names.sort();
     for name in names {
         let rel_path = rel.join(&name);
-        if skip.iter().any(|s| Path::new(s) == rel_path.as_path()) {
+        if is_skipped(skip, &rel_path) {
             continue;
         }
         let full = root.join(&rel_path);
@@ -128,15 +128,20 @@ fn walk<W: Write>(
     Ok(())
 }
 
+/// True when `rel` is one of the skipped paths.
+pub(crate) fn is_skipped(skip: &[&str], rel: &Path) -> bool {
+    skip.iter().any(|s| Path::new(s) == rel)
+}
+
 /// True when a directory holds skipped entries and nothing else.
-fn only_skipped(root: &Path, rel: &Path, skip: &[&str]) -> bool {
+pub(crate) fn only_skipped(root: &Path, rel: &Path, skip: &[&str]) -> bool {
     let Ok(rd) = fs::read_dir(root.join(rel)) else {
         return false;
     };
     let mut any = false;
     for e in rd.flatten() {
         let p = rel.join(e.file_name());
-        let skipped = skip.iter().any(|s| Path::new(s) == p.as_path())
+        let skipped = is_skipped(skip, &p)
             || (e.file_type().is_ok_and(|t| t.is_dir()) && only_skipped(root, &p, skip));
         if !skipped {
             return false;
@@ -147,6 +152,31 @@ fn only_skipped(root: &Path, rel: &Path, skip: &[&str]) -> bool {
         .ok()
         .flatten()
         .is_none()
+}
+
+/// True when [`write_upper_tar`] of `upper` would hold at least one entry:
+/// a commit without changes adds no layer, as Docker's does not.
+pub fn upper_has_changes(upper: &Path, skip: &[&str]) -> Result<bool, ImageError> {
+    let rd = match fs::read_dir(upper) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(ImageError::io("read", upper, e)),
+    };
+    for e in rd {
+        let e = e.map_err(|e| ImageError::io("read", upper, e))?;
+        let rel = PathBuf::from(e.file_name());
+        if is_skipped(skip, &rel) {
+            continue;
+        }
+        let ft = e
+            .file_type()
+            .map_err(|e| ImageError::io("stat", upper, e))?;
+        if ft.is_socket() || (ft.is_dir() && only_skipped(upper, &rel, skip)) {
+            continue;
+        }
+        return Ok(true);
+    }
+    Ok(false)
 }
 
 /// The header of a whiteout marker: an empty root-owned file.
@@ -184,29 +214,24 @@ impl ImageStore {
         let mut config = req.config;
         let mut lease = self.layers().lease();
         if let Some(upper) = req.upper {
-            let tmp_path = self.tmp_dir().join(format!(
-                "commit-{}-{:x}.tar",
-                std::process::id(),
-                std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map(|d| d.as_nanos())
-                    .unwrap_or(0)
-            ));
-            let result = (|| {
-                let mut f = fs::OpenOptions::new()
-                    .read(true)
-                    .write(true)
-                    .create_new(true)
-                    .open(&tmp_path)
-                    .map_err(|e| ImageError::io("create", &tmp_path, e))?;
-                write_upper_tar(upper, req.skip, std::io::BufWriter::new(&mut f))?;
-                f.seek(SeekFrom::Start(0))
-                    .map_err(|e| ImageError::io("read", &tmp_path, e))?;
-                let parent_chain = crate::chain_ids(&config.rootfs.diff_ids).pop();
-                let mut blob = self.blobs().writer()?;
-                let (layer, _) = {
+            // The tar goes through a pipe straight into the unpacker and
+            // the blob: no staging copy of a possibly large layer.
+            let parent_chain = crate::chain_ids(&config.rootfs.diff_ids).pop();
+            let (reader, writer) =
+                std::io::pipe().map_err(|e| ImageError::io("make a pipe for", upper, e))?;
+            let skip = req.skip;
+            let mut blob = self.blobs().writer()?;
+            let diff_id = std::thread::scope(|s| {
+                let tar = s.spawn(move || {
+                    write_upper_tar(
+                        upper,
+                        skip,
+                        std::io::BufWriter::with_capacity(256 * 1024, writer),
+                    )
+                });
+                let unpacked = {
                     let tee = Tee {
-                        inner: std::io::BufReader::new(&mut f),
+                        inner: reader,
                         copy: &mut blob,
                     };
                     self.layers().unpack(
@@ -216,8 +241,30 @@ impl ImageStore {
                         None,
                         &UnpackOptions {
                             allow_device_nodes: true,
+                            ..Default::default()
                         },
-                    )?
+                    )
+                };
+                // The reader is gone by now, so a writer still busy fails
+                // with a broken pipe instead of blocking this join.
+                let written = tar.join().unwrap_or_else(|_| {
+                    Err(ImageError::io(
+                        "walk",
+                        upper,
+                        std::io::Error::other("tar writer panicked"),
+                    ))
+                });
+                let (layer, _) = match (written, unpacked) {
+                    (Ok(()), Ok(u)) => u,
+                    // The writer only saw the unpacker give up.
+                    (Err(ImageError::Io { source, .. }), Err(u))
+                        if source.kind() == std::io::ErrorKind::BrokenPipe =>
+                    {
+                        return Err(u)
+                    }
+                    // The walk's own error says more than "truncated".
+                    (Err(w), _) => return Err(w),
+                    (Ok(()), Err(u)) => return Err(u),
                 };
                 if !layer.existed || layer.row.blob_digest.is_none() {
                     let (digest, _) = blob.commit(None)?;
@@ -228,9 +275,8 @@ impl ImageStore {
                     )?;
                 }
                 Ok::<_, ImageError>(layer.row.diff_id)
-            })();
-            let _ = fs::remove_file(&tmp_path);
-            config.rootfs.diff_ids.push(result?);
+            })?;
+            config.rootfs.diff_ids.push(diff_id);
         }
         if config.rootfs.kind.is_empty() {
             config.rootfs.kind = "layers".into();

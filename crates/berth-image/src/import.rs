@@ -74,6 +74,7 @@ impl ImageStore {
             // `docker import` allows; layers from registries may not.
             let uopts = UnpackOptions {
                 allow_device_nodes: true,
+                ..Default::default()
             };
             self.layers().unpack(&mut lease, tee, None, None, &uopts)?
         };

@@ -10,6 +10,7 @@ pub mod changes;
 mod commit;
 pub mod compression;
 pub mod config;
+pub mod diff;
 mod distribution;
 mod error;
 mod import;
@@ -20,7 +21,7 @@ mod store;
 pub mod unpack;
 
 pub use archive::{LoadedImage, SaveRequest};
-pub use commit::{write_upper_tar, CommitRequest};
+pub use commit::{upper_has_changes, write_upper_tar, CommitRequest};
 pub use config::{History, ImageConfig, RootFsConfig};
 pub use distribution::{LayerLease, PushBlob};
 pub use error::ImageError;

@@ -108,6 +108,11 @@ impl Root {
         }
     }
 
+    /// The root directory itself (for reading its `/etc/passwd`).
+    pub fn path(&self) -> &Path {
+        &self.root
+    }
+
     fn mount_at(&self, virt: &str) -> Option<&Path> {
         self.mounts
             .iter()

@@ -47,6 +47,9 @@ pub struct UnpackOptions {
     /// device, which is an overlay whiteout and opens nothing, is always
     /// allowed.)
     pub allow_device_nodes: bool,
+    /// Owner (uid, gid) given to every entry instead of the header's:
+    /// `cp -a` into a container that runs as a user.
+    pub chown: Option<(u32, u32)>,
 }
 
 /// What [`unpack_layer`] did.
@@ -344,7 +347,11 @@ impl<'o> Unpacker<'o> {
             other => return Err(invalid(EntryProblem::UnsupportedType(other))),
         };
         let comps = clean(raw).map_err(invalid)?;
-        let meta = Meta::read(entry).map_err(invalid)?;
+        let mut meta = Meta::read(entry).map_err(invalid)?;
+        if let Some((uid, gid)) = self.opts.chown {
+            meta.uid = uid;
+            meta.gid = gid;
+        }
         let io_err = |op| {
             move |source| UnpackError::Io {
                 path: shown.to_owned(),
@@ -1870,6 +1877,7 @@ mod tests {
             .bytes();
         let opts = UnpackOptions {
             allow_device_nodes: true,
+            ..Default::default()
         };
         unpack_layer(&tar[..], &s.root, &opts).unwrap();
         let m = s.lstat("dev/null");

@@ -44,6 +44,13 @@ pub enum Request {
     CloseStdin,
     /// The daemon has recorded the exit; the shim may clean up and leave.
     Shutdown,
+    /// Whether this connection receives the process's output (it does
+    /// until told otherwise). A daemon with nobody attached turns it off,
+    /// so a detached container's output goes only to its log.
+    Output {
+        /// Send output frames on this connection.
+        on: bool,
+    },
 }
 
 /// How the container's process ended.

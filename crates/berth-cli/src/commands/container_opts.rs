@@ -5,7 +5,8 @@
 use std::collections::BTreeMap;
 
 use berth_api::container::{
-    ContainerConfig, ContainerCreateBody, HostConfig, LogConfig, NetworkingConfig, RestartPolicy,
+    ContainerConfig, ContainerCreateBody, HealthConfig, HostConfig, LogConfig, NetworkingConfig,
+    RestartPolicy,
 };
 use berth_api::StrSlice;
 use clap::{ArgAction, Args};
@@ -360,7 +361,7 @@ pub(crate) fn parse_duration_ns(s: &str) -> Result<i64, String> {
 }
 
 /// docker's `--health-*` / `--no-healthcheck` → `Config.Healthcheck`.
-fn health_config(o: &ContainerOpts) -> Result<Option<Value>, String> {
+fn health_config(o: &ContainerOpts) -> Result<Option<HealthConfig>, String> {
     let n = |v: Option<i64>| v.unwrap_or(0);
     let have = !o.health_cmd.is_empty()
         || n(o.health_interval) != 0
@@ -372,7 +373,10 @@ fn health_config(o: &ContainerOpts) -> Result<Option<Value>, String> {
         if have {
             return Err("--no-healthcheck conflicts with --health-* options".into());
         }
-        return Ok(Some(json!({"Test": ["NONE"]})));
+        return Ok(Some(HealthConfig {
+            test: vec!["NONE".into()],
+            ..Default::default()
+        }));
     }
     if !have {
         return Ok(None);
@@ -388,22 +392,19 @@ fn health_config(o: &ContainerOpts) -> Result<Option<Value>, String> {
             return Err(format!("--health-{flag} cannot be negative"));
         }
     }
-    let mut hc = serde_json::Map::new();
-    if !o.health_cmd.is_empty() {
-        hc.insert("Test".into(), json!(["CMD-SHELL", o.health_cmd]));
-    }
-    for (key, v) in [
-        ("Interval", o.health_interval),
-        ("Timeout", o.health_timeout),
-        ("StartPeriod", o.health_start_period),
-        ("StartInterval", o.health_start_interval),
-        ("Retries", o.health_retries),
-    ] {
-        if n(v) != 0 {
-            hc.insert(key.into(), json!(n(v)));
-        }
-    }
-    Ok(Some(Value::Object(hc)))
+    let test = if o.health_cmd.is_empty() {
+        Vec::new()
+    } else {
+        vec!["CMD-SHELL".into(), o.health_cmd.clone()]
+    };
+    Ok(Some(HealthConfig {
+        test,
+        interval: n(o.health_interval),
+        timeout: n(o.health_timeout),
+        start_period: n(o.health_start_period),
+        start_interval: n(o.health_start_interval),
+        retries: n(o.health_retries),
+    }))
 }
 
 pub(crate) fn parse_mem(s: &str) -> Result<i64, String> {

@@ -193,7 +193,9 @@ async fn from_container(ctx: &Ctx, a: &CpArgs, container: &str, src: &str, dst: 
     let (reader, writer) = std::io::pipe()?;
     let into2 = into.clone();
     let top2 = top.clone();
-    let worker = std::thread::spawn(move || extract_local(reader, &into2, &top2, rename));
+    let keep_owners = a.archive;
+    let worker =
+        std::thread::spawn(move || extract_local(reader, &into2, &top2, rename, keep_owners));
     let mut w = tokio::fs::File::from_std(File::from(OwnedFd::from(writer)));
     let mut copied = 0u64;
     let mut send_err = None;
@@ -230,15 +232,19 @@ fn parent_of(p: &Path) -> PathBuf {
 }
 
 /// Unpacks into `into`; with `rename`, the top entry `top` is unpacked in
-/// a scratch directory first and moved to `into/rename`.
+/// a scratch directory first and moved to `into/rename`. Files belong to
+/// the user running `cp` unless `keep_owners` (`-a`) keeps the container's
+/// uid/gid, as docker's documentation describes.
 fn extract_local(
     r: impl std::io::Read,
     into: &Path,
     top: &str,
     rename: Option<String>,
+    keep_owners: bool,
 ) -> std::io::Result<()> {
     let unpack = |dir: &Path, r: &mut dyn std::io::Read| -> std::io::Result<()> {
         let mut ar = tar::Archive::new(r);
+        ar.set_preserve_ownerships(keep_owners);
         ar.set_preserve_permissions(true);
         ar.set_preserve_mtime(true);
         ar.set_overwrite(true);

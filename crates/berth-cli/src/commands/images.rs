@@ -103,7 +103,7 @@ const IMAGES_TABLE: &str =
     "table {{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{if .CreatedSince }}{{.CreatedSince}}{{else}}N/A{{end}}\t{{.Size}}";
 const IMAGES_TABLE_DIGESTS: &str = "table {{.Repository}}\t{{.Tag}}\t{{.Digest}}\t{{.ID}}\t{{if .CreatedSince }}{{.CreatedSince}}{{else}}N/A{{end}}\t{{.Size}}";
 
-fn images_header() -> Value {
+pub(crate) fn images_header() -> Value {
     Value::object([
         ("Containers", Value::str("CONTAINERS")),
         ("CreatedAt", Value::str("CREATED AT")),
@@ -132,6 +132,25 @@ pub(crate) fn go_time_string(unix: i64) -> String {
         offset.clone()
     };
     format!("{} {offset} {zone}", t.format("%Y-%m-%d %H:%M:%S"))
+}
+
+/// Go's `time.Time.String()` of an RFC 3339 time as Go's `time.Parse`
+/// reads it (`2024-05-01 10:00:00.123456789 +0000 UTC`): fraction without
+/// trailing zeros, `Z` (and a zero offset) as `UTC`, another offset shown
+/// as itself for lack of a zone name. Unparseable input gives Go's zero time.
+pub(crate) fn go_time_rfc3339(s: &str) -> String {
+    let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) else {
+        return "0001-01-01 00:00:00 +0000 UTC".into();
+    };
+    let nanos = t.timestamp_subsec_nanos();
+    let frac = if nanos == 0 {
+        String::new()
+    } else {
+        format!(".{nanos:09}").trim_end_matches('0').to_string()
+    };
+    let offset = t.format("%z").to_string();
+    let zone = if offset == "+0000" { "UTC" } else { &offset };
+    format!("{}{frac} {offset} {zone}", t.format("%Y-%m-%d %H:%M:%S"))
 }
 
 /// One row of `images` per repository and tag, as docker's
@@ -202,7 +221,13 @@ fn push_grouped(groups: &mut Vec<(String, Vec<String>)>, key: String, value: Str
     }
 }
 
-fn image_row(img: &ImageSummary, trunc: bool, repo: String, tag: String, digest: String) -> Value {
+pub(crate) fn image_row(
+    img: &ImageSummary,
+    trunc: bool,
+    repo: String,
+    tag: String,
+    digest: String,
+) -> Value {
     let na = |n: i64, f: &dyn Fn(i64) -> String| if n == -1 { "N/A".to_string() } else { f(n) };
     let fields = [
         (
@@ -243,12 +268,25 @@ fn image_row(img: &ImageSummary, trunc: bool, repo: String, tag: String, digest:
     Value::context("*formatter.imageContext", fields, [])
 }
 
+/// docker's `raw` image format (also used by `system df -v`).
+pub(crate) fn image_raw_format(quiet: bool, digest: bool) -> String {
+    if quiet {
+        return "image_id: {{.ID}}".into();
+    }
+    format!(
+        "repository: {{{{ .Repository }}}}\ntag: {{{{.Tag}}}}\n{}image_id: {{{{.ID}}}}\n\
+         created_at: {{{{.CreatedAt}}}}\nvirtual_size: {{{{.Size}}}}\n",
+        if digest { "digest: {{.Digest}}\n" } else { "" }
+    )
+}
+
 /// docker's `NewImageFormat`.
 fn images_format(format: Option<&str>, quiet: bool, digests: bool) -> String {
     match format.unwrap_or("table") {
         "table" if quiet => QUIET_FORMAT.into(),
         "table" if digests => IMAGES_TABLE_DIGESTS.into(),
         "table" => IMAGES_TABLE.into(),
+        "raw" => image_raw_format(quiet, digests),
         _ if quiet => QUIET_FORMAT.into(),
         custom => {
             let mut f = custom.to_string();
@@ -545,6 +583,23 @@ busybox                 latest    607ee26ba8e1   3 minutes ago   1.98MB
             "table {{.ID}}\t{{.Digest}}"
         );
         assert_eq!(images_format(Some("{{.Tag}}"), true, false), QUIET_FORMAT);
+    }
+
+    #[test]
+    fn go_time_strings_of_rfc3339() {
+        assert_eq!(
+            go_time_rfc3339("2026-12-07T15:08:48.141629251Z"),
+            "2026-12-07 15:08:48.141629251 +0000 UTC"
+        );
+        assert_eq!(
+            go_time_rfc3339("2026-12-07T15:08:48.1200Z"),
+            "2026-12-07 15:08:48.12 +0000 UTC"
+        );
+        assert_eq!(
+            go_time_rfc3339("2026-12-07T16:08:48+01:00"),
+            "2026-12-07 16:08:48 +0100 +0100"
+        );
+        assert_eq!(go_time_rfc3339(""), "0001-01-01 00:00:00 +0000 UTC");
     }
 
     #[test]

@@ -4,9 +4,12 @@
 
 pub(crate) mod attach;
 pub(crate) mod build;
+pub(crate) mod commit;
+pub(crate) mod completion;
 pub(crate) mod container_opts;
 pub(crate) mod cp;
 pub(crate) mod create;
+pub(crate) mod df;
 pub(crate) mod events;
 pub(crate) mod exec;
 pub(crate) mod image_io;

@@ -8,6 +8,7 @@ use std::net::IpAddr;
 use clap::{Args, Subcommand};
 use serde_json::{json, Value as Json};
 
+use super::images::go_time_rfc3339;
 use super::inspect::Inspector;
 use super::port::natural_cmp;
 use super::{
@@ -334,10 +335,13 @@ async fn create(ctx: &Ctx, a: &CreateArgs) -> CmdResult {
 }
 
 const LS_TABLE: &str = "table {{.ID}}\t{{.Name}}\t{{.Driver}}\t{{.Scope}}";
+/// docker's `raw` network format.
+const LS_RAW: &str =
+    "network_id: {{.ID}}\nname: {{.Name}}\ndriver: {{.Driver}}\nscope: {{.Scope}}\n";
 
 fn header() -> Value {
     Value::object([
-        ("CreatedAt", Value::str("CREATED")),
+        ("CreatedAt", Value::str("CREATED AT")),
         ("Driver", Value::str("DRIVER")),
         ("ID", Value::str("NETWORK ID")),
         ("IPv4", Value::str("IPV4")),
@@ -349,6 +353,7 @@ fn header() -> Value {
     ])
 }
 
+/// docker's `networkContext`: one row of `network ls`.
 fn row(n: &Json, trunc: bool) -> Value {
     let id = n["Id"].as_str().unwrap_or("");
     let id = if trunc && id.len() > 12 {
@@ -363,32 +368,54 @@ fn row(n: &Json, trunc: bool) -> Value {
         .map(|(k, v)| format!("{k}={v}"))
         .collect::<Vec<_>>()
         .join(",");
-    let created = chrono::DateTime::parse_from_rfc3339(n["Created"].as_str().unwrap_or(""))
-        .map(|t| t.format("%Y-%m-%d %H:%M:%S %z %Z").to_string())
-        .unwrap_or_default();
-    Value::object([
-        ("CreatedAt", Value::str(created)),
+    let flag = |k: &str| Value::str(n[k].as_bool().unwrap_or(false).to_string());
+    let fields = [
+        (
+            "CreatedAt",
+            Value::str(go_time_rfc3339(n["Created"].as_str().unwrap_or(""))),
+        ),
         ("Driver", Value::str(n["Driver"].as_str().unwrap_or(""))),
         ("ID", Value::str(id)),
-        ("IPv4", Value::str("true")),
-        (
-            "IPv6",
-            Value::str(n["EnableIPv6"].as_bool().unwrap_or(false).to_string()),
-        ),
-        (
-            "Internal",
-            Value::str(n["Internal"].as_bool().unwrap_or(false).to_string()),
-        ),
+        ("IPv4", flag("EnableIPv4")),
+        ("IPv6", flag("EnableIPv6")),
+        ("Internal", flag("Internal")),
         ("Labels", Value::str(labels_text)),
         ("Name", Value::str(n["Name"].as_str().unwrap_or(""))),
         ("Scope", Value::str(n["Scope"].as_str().unwrap_or(""))),
-    ])
+    ];
+    Value::context(
+        "*network.networkContext",
+        fields,
+        [(
+            "Label",
+            Value::object(labels.iter().map(|(k, v)| (k.as_str(), Value::str(v)))),
+        )],
+    )
+}
+
+/// docker's `newFormat` for `network ls`: the named formats, else the
+/// template as given (`-q` does not override a custom template).
+fn ls_format(format: &str, quiet: bool) -> String {
+    match format {
+        "table" if quiet => QUIET_FORMAT.into(),
+        "table" => LS_TABLE.into(),
+        "raw" if quiet => "network_id: {{.ID}}".into(),
+        "raw" => LS_RAW.into(),
+        f => f.into(),
+    }
 }
 
 async fn ls(ctx: &Ctx, a: &LsArgs) -> CmdResult {
-    if let Some(f) = &a.format {
-        Template::parse(f).map_err(|e| anyhow::anyhow!("template parsing error: {e}"))?;
-    }
+    // Like docker: config.json's networksFormat unless --format or -q.
+    let format = match a.format.as_deref().filter(|f| !f.is_empty()) {
+        Some(f) => f.to_string(),
+        None => match super::registry::config_format("networksFormat") {
+            Some(f) if !a.quiet => f,
+            _ => "table".into(),
+        },
+    };
+    let format = ls_format(&format, a.quiet);
+    Template::parse(&format).map_err(|e| anyhow::anyhow!("template parsing error: {e}"))?;
     let q = Query::new().add_if(!a.filter.is_empty(), "filters", filters_json(&a.filter));
     let mut list: Vec<Json> = ctx.client.get_json("/networks", &q).await?;
     list.sort_by(|x, y| {
@@ -398,11 +425,6 @@ async fn ls(ctx: &Ctx, a: &LsArgs) -> CmdResult {
         )
     });
     let rows: Vec<Value> = list.iter().map(|n| row(n, !a.no_trunc)).collect();
-    let format = match a.format.as_deref().unwrap_or("") {
-        "" | "table" if a.quiet => QUIET_FORMAT.to_string(),
-        "" | "table" => LS_TABLE.to_string(),
-        f => f.to_string(),
-    };
     out(&render(&format, &header(), &rows)?)?;
     Ok(0)
 }

@@ -46,7 +46,7 @@ pub(crate) struct PsArgs {
 const PS_TABLE: &str =
     "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t{{.Ports}}\t{{.Names}}";
 
-fn header() -> Value {
+pub(crate) fn header() -> Value {
     Value::object([
         ("Command", Value::str("COMMAND")),
         ("CreatedAt", Value::str("CREATED AT")),
@@ -67,12 +67,29 @@ fn header() -> Value {
     ])
 }
 
+/// docker's `raw` container format (also used by `system df -v`).
+pub(crate) fn container_raw_format(quiet: bool, size: bool) -> String {
+    if quiet {
+        return "container_id: {{.ID}}".into();
+    }
+    let mut f = String::from(
+        "container_id: {{.ID}}\nimage: {{.Image}}\ncommand: {{.Command}}\ncreated_at: {{.CreatedAt}}\n\
+         state: {{- pad .State 1 0}}\nstatus: {{- pad .Status 1 0}}\nnames: {{.Names}}\n\
+         labels: {{- pad .Labels 1 0}}\nports: {{- pad .Ports 1 0}}\n",
+    );
+    if size {
+        f.push_str("size: {{.Size}}\n");
+    }
+    f
+}
+
 /// docker's `NewContainerFormat`.
 fn ps_format(format: Option<&str>, quiet: bool, size: bool) -> String {
     match format.unwrap_or("") {
         "" | "table" if quiet => QUIET_FORMAT.into(),
         "" | "table" if size => format!("{PS_TABLE}\t{{{{.Size}}}}"),
         "" | "table" => PS_TABLE.into(),
+        "raw" => container_raw_format(quiet, size),
         _ if quiet => QUIET_FORMAT.into(),
         custom => custom.into(),
     }
@@ -301,6 +318,9 @@ pub(crate) fn ps_query(args: &PsArgs) -> Query {
 
 /// `berth ps`.
 pub(crate) async fn ps(ctx: &Ctx, args: &PsArgs) -> CmdResult {
+    if args.quiet && args.format.as_deref().is_some_and(|f| !f.is_empty()) {
+        eprintln!("WARNING: Ignoring custom format, because both --format and --quiet are set.");
+    }
     // docker uses config.json's psFormat when no --format (and no -q) is given.
     let with_default;
     let args = if args.format.is_none() && !args.quiet {

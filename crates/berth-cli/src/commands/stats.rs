@@ -306,7 +306,12 @@ pub(crate) async fn stats(ctx: &Ctx, args: &StatsArgs) -> CmdResult {
         )?;
     }
 
-    let format = stats_format(args.format.as_deref());
+    // Like docker: config.json's statsFormat when no --format is given.
+    let config_format = match args.format.as_deref() {
+        None | Some("") => super::registry::config_format("statsFormat"),
+        Some(_) => None,
+    };
+    let format = stats_format(config_format.as_deref().or(args.format.as_deref()));
     let mut ticker = tokio::time::interval(REDRAW);
     loop {
         ticker.tick().await;

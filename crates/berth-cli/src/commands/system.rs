@@ -72,6 +72,35 @@ fn client_value(api_version: &str) -> Value {
     Value::object(pairs)
 }
 
+/// `ClientInfo` of `info --format`: docker's `clientInfo` (debug flag,
+/// the client's version fields but the negotiated API version, no CLI
+/// plugins).
+fn client_info(debug: bool) -> Value {
+    let mut pairs = vec![("Debug".to_string(), Value::Bool(debug))];
+    if let Value::Object(fields) = client_value("") {
+        pairs.extend(fields.into_iter().filter(|(k, _)| k != "ApiVersion"));
+    }
+    pairs.push(("Plugins".into(), Value::Array(Vec::new())));
+    pairs.push(("Warnings".into(), Value::Null));
+    Value::Object(pairs)
+}
+
+/// A version object as the Go struct docker's template sees: the field
+/// is `APIVersion` though the JSON says `ApiVersion`.
+fn go_version_struct(type_name: &'static str, json: Value) -> Value {
+    let fields: Vec<(String, Value)> = match &json {
+        Value::Object(pairs) => pairs
+            .iter()
+            .map(|(k, v)| {
+                let k = if k == "ApiVersion" { "APIVersion" } else { k };
+                (k.to_string(), v.clone())
+            })
+            .collect(),
+        _ => Vec::new(),
+    };
+    Value::go_struct(type_name, fields, json)
+}
+
 /// docker's `reformatDate`: an RFC 3339 build time in Go's `time.ANSIC`
 /// layout (`Mon Jan  2 15:04:05 2006`), anything else unchanged.
 fn reformat_date(s: &str) -> String {
@@ -165,11 +194,12 @@ pub(crate) async fn version(
 ) -> CmdResult {
     let template = match args.format.as_deref() {
         None | Some("") => None,
-        Some("json") => {
-            Some(Template::parse("{{json .}}").map_err(|e| StatusError::new(64, e.to_string()))?)
-        }
+        Some("json") => Some(
+            Template::parse_named("version", "{{json .}}")
+                .map_err(|e| StatusError::new(64, e.to_string()))?,
+        ),
         Some(f) => Some(
-            Template::parse(f)
+            Template::parse_named("version", f)
                 .map_err(|e| StatusError::new(64, format!("template parsing error: {e}")))?,
         ),
     };
@@ -188,16 +218,28 @@ pub(crate) async fn version(
     let text = match &template {
         None => version_text(&client_v, server.as_ref()),
         Some(t) => {
-            let data = Value::object([
-                ("Client", client_v),
-                ("Server", server.clone().unwrap_or(Value::Null)),
-            ]);
-            match t.execute(&data) {
-                Ok(s) => format!("{s}\n"),
-                Err(e) if err.is_none() => {
-                    return Err(anyhow::anyhow!("template parsing error: {e}"))
+            let pairs = [
+                (
+                    "Client",
+                    go_version_struct("system.clientVersion", client_v),
+                ),
+                (
+                    "Server",
+                    match server.clone() {
+                        Some(v) => go_version_struct("*types.Version", v),
+                        None => Value::Null,
+                    },
+                ),
+            ];
+            let data = Value::go_struct("system.versionInfo", pairs.clone(), Value::object(pairs));
+            match t.execute_partial(&data) {
+                (s, None) => format!("{s}\n"),
+                // Like docker: what was written, a newline, then the error.
+                (s, Some(e)) if err.is_none() => {
+                    out(&format!("{s}\n"))?;
+                    return Err(StatusError::new(1, e.0).into());
                 }
-                Err(_) => String::new(),
+                (_, Some(_)) => String::new(),
             }
         }
     };
@@ -206,17 +248,6 @@ pub(crate) async fn version(
         Some(e) => Err(e),
         None => Ok(0),
     }
-}
-
-fn strings(v: Option<&serde_json::Value>) -> String {
-    v.and_then(|v| v.as_array())
-        .map(|a| {
-            a.iter()
-                .filter_map(|x| x.as_str())
-                .collect::<Vec<_>>()
-                .join(" ")
-        })
-        .unwrap_or_default()
 }
 
 /// Appends `label value` and a newline (Go's `fmt.Fprintln(out, label, value)`).
@@ -252,22 +283,20 @@ pub(crate) fn info_text(info: &Info, debug: bool) -> String {
     kv_nonempty(&mut o, " Cgroup Driver:", &info.cgroup_driver);
     kv_nonempty(&mut o, " Cgroup Version:", &info.cgroup_version);
     o.push_str(" Plugins:\n");
-    kv(&mut o, "  Volume:", strings(info.plugins.get("Volume")));
-    kv(&mut o, "  Network:", strings(info.plugins.get("Network")));
+    kv(&mut o, "  Volume:", info.plugins.volume.join(" "));
+    kv(&mut o, "  Network:", info.plugins.network.join(" "));
     kv_nonempty(
         &mut o,
         "  Authorization:",
-        &strings(info.plugins.get("Authorization")),
+        &info
+            .plugins
+            .authorization
+            .clone()
+            .unwrap_or_default()
+            .join(" "),
     );
-    kv(&mut o, "  Log:", strings(info.plugins.get("Log")));
-    kv(
-        &mut o,
-        " Swarm:",
-        info.swarm
-            .get("LocalNodeState")
-            .and_then(|v| v.as_str())
-            .unwrap_or("inactive"),
-    );
+    kv(&mut o, "  Log:", info.plugins.log.join(" "));
+    kv(&mut o, " Swarm:", &info.swarm.local_node_state);
     if let Some(rt) = info.runtimes.as_object().filter(|m| !m.is_empty()) {
         kv(
             &mut o,
@@ -277,20 +306,10 @@ pub(crate) fn info_text(info: &Info, debug: bool) -> String {
         kv(&mut o, " Default Runtime:", &info.default_runtime);
     }
     if info.os_type == "linux" {
-        let commit = |v: &serde_json::Value| {
-            v.get("ID")
-                .and_then(|x| x.as_str())
-                .unwrap_or("")
-                .to_string()
-        };
         kv(&mut o, " Init Binary:", &info.init_binary);
-        kv(
-            &mut o,
-            " containerd version:",
-            commit(&info.containerd_commit),
-        );
-        kv(&mut o, " runc version:", commit(&info.runc_commit));
-        kv(&mut o, " init version:", commit(&info.init_commit));
+        kv(&mut o, " containerd version:", &info.containerd_commit.id);
+        kv(&mut o, " runc version:", &info.runc_commit.id);
+        kv(&mut o, " init version:", &info.init_commit.id);
         if !info.security_options.is_empty() {
             o.push_str(" Security Options:\n");
             for so in &info.security_options {
@@ -367,6 +386,24 @@ pub(crate) fn info_text(info: &Info, debug: bool) -> String {
     o
 }
 
+/// docker's `dockerInfo` for `info --format`: fields by their Go names
+/// (`CPUCfsPeriod`, `HTTPProxy`: the JSON names are not fields), `json`
+/// printing the daemon's JSON.
+fn info_struct(json: Value) -> Value {
+    let go_name = |k: &str| match k {
+        "CpuCfsPeriod" => "CPUCfsPeriod".to_string(),
+        "CpuCfsQuota" => "CPUCfsQuota".to_string(),
+        "HttpProxy" => "HTTPProxy".to_string(),
+        "HttpsProxy" => "HTTPSProxy".to_string(),
+        other => other.to_string(),
+    };
+    let fields: Vec<(String, Value)> = match &json {
+        Value::Object(pairs) => pairs.iter().map(|(k, v)| (go_name(k), v.clone())).collect(),
+        _ => Vec::new(),
+    };
+    Value::go_struct("system.dockerInfo", fields, json)
+}
+
 /// `berth info`.
 pub(crate) async fn info(ctx: &Ctx, args: &InfoArgs) -> CmdResult {
     let raw = ctx.client.get_bytes("/info", &Query::new()).await?;
@@ -374,22 +411,17 @@ pub(crate) async fn info(ctx: &Ctx, args: &InfoArgs) -> CmdResult {
         let f = if f == "json" { "{{json .}}" } else { f };
         let t = Template::parse(f)
             .map_err(|e| StatusError::new(64, format!("template parsing error: {e}")))?;
-        let mut data = Value::from_json(&raw)?;
-        if let Value::Object(pairs) = &mut data {
-            pairs.push((
-                "ClientInfo".into(),
-                Value::object([
-                    ("Debug", Value::Bool(ctx.debug)),
-                    ("Context", Value::str("default")),
-                ]),
-            ));
+        let mut json = Value::from_json(&raw)?;
+        if let Value::Object(pairs) = &mut json {
+            pairs.push(("ClientInfo".into(), client_info(ctx.debug)));
         }
-        out(&format!(
-            "{}\n",
-            t.execute(&data)
-                .map_err(|e| anyhow::anyhow!("template parsing error: {e}"))?
-        ))?;
-        return Ok(0);
+        let (text, err) = t.execute_partial(&info_struct(json));
+        // Like docker: what was written, a newline, then the error.
+        out(&format!("{text}\n"))?;
+        return match err {
+            Some(e) => Err(StatusError::new(1, e.0).into()),
+            None => Ok(0),
+        };
     }
     let info: Info = serde_json::from_slice(&raw)?;
     out(&info_text(&info, ctx.debug))?;

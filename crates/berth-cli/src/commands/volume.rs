@@ -8,6 +8,7 @@ use clap::{Args, Subcommand};
 use serde_json::{json, Value as Json};
 
 use super::inspect::Inspector;
+use super::port::natural_cmp;
 use super::{
     filters_json, joined, out, outln, parse_filter, requires_min, CmdResult, Ctx, StatusError,
 };
@@ -162,19 +163,25 @@ async fn create(ctx: &Ctx, a: &CreateArgs) -> CmdResult {
 
 const LS_TABLE: &str = "table {{.Driver}}\t{{.Name}}";
 
-fn header() -> Value {
+pub(crate) fn header() -> Value {
     Value::object([
+        ("Availability", Value::str("AVAILABILITY")),
         ("Driver", Value::str("DRIVER")),
+        ("Group", Value::str("GROUP")),
         ("Labels", Value::str("LABELS")),
         ("Links", Value::str("LINKS")),
         ("Mountpoint", Value::str("MOUNTPOINT")),
         ("Name", Value::str("VOLUME NAME")),
         ("Scope", Value::str("SCOPE")),
         ("Size", Value::str("SIZE")),
+        ("Status", Value::str("STATUS")),
     ])
 }
 
-fn row(v: &Json) -> Value {
+/// docker's `volumeContext`: one row of `volume ls` (and of `system df
+/// -v`, where the daemon fills `UsageData`). The cluster fields are `N/A`
+/// as for any local volume.
+pub(crate) fn row(v: &Json) -> Value {
     let labels: BTreeMap<String, String> =
         serde_json::from_value(v["Labels"].clone()).unwrap_or_default();
     let labels_text = labels
@@ -183,31 +190,74 @@ fn row(v: &Json) -> Value {
         .collect::<Vec<_>>()
         .join(",");
     let s = |k: &str| Value::str(v[k].as_str().unwrap_or(""));
-    Value::object([
+    let usage = v["UsageData"].as_object();
+    let usage_of = |k: &str, f: &dyn Fn(i64) -> String| match usage {
+        Some(u) => f(u.get(k).and_then(Json::as_i64).unwrap_or(0)),
+        None => "N/A".to_string(),
+    };
+    let fields = [
+        ("Availability", Value::str("N/A")),
         ("Driver", s("Driver")),
+        ("Group", Value::str("N/A")),
         ("Labels", Value::str(labels_text)),
-        ("Links", Value::str("N/A")),
+        (
+            "Links",
+            Value::str(usage_of("RefCount", &|n| n.to_string())),
+        ),
         ("Mountpoint", s("Mountpoint")),
         ("Name", s("Name")),
         ("Scope", s("Scope")),
-        ("Size", Value::str("N/A")),
-    ])
+        (
+            "Size",
+            Value::str(usage_of("Size", &|n| {
+                berth_api::units::human_size(n as f64)
+            })),
+        ),
+        ("Status", Value::str("N/A")),
+    ];
+    Value::context(
+        "*formatter.volumeContext",
+        fields,
+        [(
+            "Label",
+            Value::object(labels.iter().map(|(k, v)| (k.as_str(), Value::str(v)))),
+        )],
+    )
+}
+
+/// docker's `NewVolumeFormat`: the named formats, else the template as
+/// given (`-q` does not override a custom template).
+fn ls_format(format: &str, quiet: bool) -> String {
+    match format {
+        "table" if quiet => "{{.Name}}".into(),
+        "table" => LS_TABLE.into(),
+        "raw" if quiet => "name: {{.Name}}".into(),
+        "raw" => "name: {{.Name}}\ndriver: {{.Driver}}\n".into(),
+        f => f.into(),
+    }
 }
 
 async fn ls(ctx: &Ctx, a: &LsArgs) -> CmdResult {
-    if let Some(f) = &a.format {
-        Template::parse(f).map_err(|e| anyhow::anyhow!("template parsing error: {e}"))?;
-    }
+    // Like docker: config.json's volumesFormat unless --format or -q.
+    let format = match a.format.as_deref().filter(|f| !f.is_empty()) {
+        Some(f) => f.to_string(),
+        None => match super::registry::config_format("volumesFormat") {
+            Some(f) if !a.quiet => f,
+            _ => "table".into(),
+        },
+    };
+    let format = ls_format(&format, a.quiet);
+    Template::parse(&format).map_err(|e| anyhow::anyhow!("template parsing error: {e}"))?;
     let q = Query::new().add_if(!a.filter.is_empty(), "filters", filters_json(&a.filter));
     let resp: Json = ctx.client.get_json("/volumes", &q).await?;
     let mut list: Vec<Json> = serde_json::from_value(resp["Volumes"].clone()).unwrap_or_default();
-    list.sort_by(|x, y| x["Name"].as_str().cmp(&y["Name"].as_str()));
+    list.sort_by(|x, y| {
+        natural_cmp(
+            x["Name"].as_str().unwrap_or(""),
+            y["Name"].as_str().unwrap_or(""),
+        )
+    });
     let rows: Vec<Value> = list.iter().map(row).collect();
-    let format = match a.format.as_deref().unwrap_or("") {
-        "" | "table" if a.quiet => "{{.Name}}".to_string(),
-        "" | "table" => LS_TABLE.to_string(),
-        f => f.to_string(),
-    };
     out(&render(&format, &header(), &rows)?)?;
     Ok(0)
 }

@@ -89,6 +89,7 @@ pub(super) async fn put(
     let c = d.container(&id)?;
     let stream = body.into_data_stream().map_err(std::io::Error::other);
     let reader = SyncIoBridge::new(StreamReader::new(stream));
-    d.archive_put(&c, &path, &id, reader).await?;
+    d.archive_put(&c, &path, &id, q.flag("copyUIDGID"), reader)
+        .await?;
     Ok(StatusCode::OK.into_response())
 }

@@ -352,7 +352,10 @@ pub(super) async fn prepare(
         raw: tty || raw_output,
     };
     let stream = q.flag("stream");
-    let output = stream.then(|| c.stdio.subscribe());
+    let output = match stream {
+        true => Some(c.stdio.subscribe_live().await),
+        false => None,
+    };
     let prelude = if q.flag("logs") {
         log_prelude(d, &c, wanted).await
     } else {

@@ -375,10 +375,14 @@ fn inspect_view(d: &Daemon, img: &ResolvedImage) -> Result<ImageInspect> {
         repo_tags: familiar(&tags),
         repo_digests: familiar(&digests),
         parent: img.row.parent.clone().unwrap_or_default(),
+        // As dockerd: the config's comment, else the last history entry's
+        // (where `commit -m` puts it).
         comment: c
             .extra
             .get("comment")
             .and_then(|v| v.as_str())
+            .filter(|s| !s.is_empty())
+            .or_else(|| c.history.last().and_then(|h| h.comment.as_deref()))
             .unwrap_or_default()
             .to_string(),
         created: c.created.clone().unwrap_or_default(),

@@ -5,6 +5,7 @@ mod archive;
 mod attach;
 mod attach_ws;
 mod build;
+mod commit;
 mod containers;
 mod distribution;
 mod events;
@@ -128,6 +129,8 @@ fn router(d: Arc<Daemon>) -> Router {
             "/containers/{id}/archive",
             get(archive::get).head(archive::head).put(archive::put),
         )
+        .route("/commit", post(commit::commit))
+        .route("/containers/{id}/changes", get(commit::changes))
         .route("/containers/{id}/start", post(containers::start))
         .route("/containers/{id}/stop", post(containers::stop))
         .route("/containers/{id}/restart", post(containers::restart))

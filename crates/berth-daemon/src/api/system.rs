@@ -7,7 +7,7 @@ use axum::extract::State;
 use axum::http::{header, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use berth_api::system::{ComponentVersion, Info, Version};
+use berth_api::system::{ComponentVersion, Info, PluginsInfo, SwarmInfo, Version};
 use berth_api::version::{ENGINE_VERSION, MAX_API_VERSION, MIN_API_VERSION};
 use serde_json::json;
 
@@ -123,7 +123,12 @@ pub(super) async fn info(State(d): State<Arc<Daemon>>) -> Result<Json<Info>> {
             ["Backing Filesystem".into(), "extfs".into()],
             ["Supports d_type".into(), "true".into()],
         ],
-        plugins: json!({"Volume": ["local"], "Network": ["bridge", "host", "none"], "Authorization": null, "Log": ["json-file", "none"]}),
+        plugins: PluginsInfo {
+            volume: vec!["local".into()],
+            network: vec!["bridge".into(), "host".into(), "none".into()],
+            authorization: None,
+            log: vec!["json-file".into(), "none".into()],
+        },
         memory_limit: true,
         swap_limit: true,
         cpu_cfs_period: true,
@@ -136,12 +141,13 @@ pub(super) async fn info(State(d): State<Arc<Daemon>>) -> Result<Json<Info>> {
         n_fd: std::fs::read_dir("/proc/self/fd")
             .map(|r| r.count() as i64)
             .unwrap_or(0),
+        oom_kill_disable: false,
         n_goroutines: 0,
         system_time: crate::core::now_rfc3339(),
         logging_driver: "json-file".into(),
         cgroup_driver: "cgroupfs".into(),
         cgroup_version: cgroup_version().into(),
-        n_events_listener: 0,
+        n_events_listener: d.events.listeners() as i64,
         kernel_version: kernel_version(),
         operating_system: os_name(),
         os_version: String::new(),
@@ -151,9 +157,9 @@ pub(super) async fn info(State(d): State<Arc<Daemon>>) -> Result<Json<Info>> {
             .map(|n| n.get() as i64)
             .unwrap_or(1),
         mem_total: mem_total(),
+        generic_resources: None,
         index_server_address: "https://index.docker.io/v1/".into(),
         registry_config: json!({
-            "AllowNondistributableArtifactsCIDRs": [], "AllowNondistributableArtifactsHostnames": [],
             "InsecureRegistryCIDRs": ["127.0.0.0/8"],
             "IndexConfigs": {"docker.io": {"Name": "docker.io", "Mirrors": [], "Secure": true, "Official": true}},
             "Mirrors": []
@@ -168,14 +174,15 @@ pub(super) async fn info(State(d): State<Arc<Daemon>>) -> Result<Json<Info>> {
         server_version: ENGINE_VERSION.into(),
         runtimes: serde_json::Value::Object(runtimes),
         default_runtime: d.cfg.default_runtime.clone(),
-        swarm: json!({"NodeID": "", "NodeAddr": "", "LocalNodeState": "inactive", "ControlAvailable": false, "Error": "", "RemoteManagers": null}),
+        swarm: SwarmInfo::default(),
         live_restore_enabled: true,
         isolation: String::new(),
         init_binary: String::new(),
-        containerd_commit: json!({"ID": "", "Expected": ""}),
-        runc_commit: json!({"ID": "", "Expected": ""}),
-        init_commit: json!({"ID": "", "Expected": ""}),
+        containerd_commit: Default::default(),
+        runc_commit: Default::default(),
+        init_commit: Default::default(),
         security_options: vec!["name=cgroupns".into()],
+        cdi_spec_dirs: None,
         warnings: Vec::new(),
     }))
 }

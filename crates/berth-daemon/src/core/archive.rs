@@ -225,11 +225,15 @@ impl Daemon {
     }
 
     /// `PUT /containers/{id}/archive`: extracts a tar into a directory.
+    /// Entries keep the tar's owners, as dockerd's do; with `copy_uid_gid`
+    /// (`cp -a`) a container that runs as a user gets them owned by that
+    /// user, looked up in the container's own `/etc/passwd`.
     pub async fn archive_put<R: Read + Send + 'static>(
         self: &Arc<Self>,
         c: &Arc<Container>,
         path: &str,
         shown: &str,
+        copy_uid_gid: bool,
         body: R,
     ) -> Result<()> {
         let rec = c.snapshot();
@@ -257,6 +261,7 @@ impl Daemon {
             )));
         }
         let (p, shown) = (path.to_string(), shown.to_string());
+        let user = Some(rec.config.user.clone());
         self.with_root(c, move |root| {
             let mut body = body;
             if let Some(e) = refused {
@@ -276,11 +281,21 @@ impl Daemon {
                     "extraction point is not a directory".into(),
                 ));
             }
-            let res = unpack_layer(
-                &mut body,
-                &rootpath::dir_path(&r),
-                &UnpackOptions::default(),
-            );
+            let chown = match user.filter(|u| copy_uid_gid && !u.is_empty()) {
+                Some(u) => match berth_runtime::user::resolve(root.path(), &u, &[]) {
+                    Ok(eu) => Some((eu.uid, eu.gid)),
+                    Err(e) => {
+                        let _ = std::io::copy(&mut body, &mut std::io::sink());
+                        return Err(e.into());
+                    }
+                },
+                None => None,
+            };
+            let opts = UnpackOptions {
+                chown,
+                ..Default::default()
+            };
+            let res = unpack_layer(&mut body, &rootpath::dir_path(&r), &opts);
             let _ = std::io::copy(&mut body, &mut std::io::sink());
             res.map(|_| ())
                 .map_err(|e| DaemonError::BadRequest(e.to_string()))

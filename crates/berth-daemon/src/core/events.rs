@@ -256,6 +256,11 @@ impl Events {
         let _ = self.tx.send(ev);
     }
 
+    /// Live subscribers now (`NEventsListener` of `GET /info`).
+    pub fn listeners(&self) -> usize {
+        self.tx.receiver_count()
+    }
+
     /// Past events with `since <= time <= until` (nanoseconds), and the
     /// live stream from this moment on.
     pub fn subscribe(&self, since: Option<i64>, until: Option<i64>) -> Subscription {

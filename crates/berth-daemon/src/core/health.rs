@@ -4,9 +4,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use berth_api::container::ContainerConfig;
+use berth_api::container::{ContainerConfig, HealthConfig};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
 use super::container::Container;
 use super::exec::ExecConfig;
@@ -57,28 +56,6 @@ pub struct HealthLog {
     pub output: String,
 }
 
-/// `Config.Healthcheck` as the API carries it (durations in nanoseconds).
-#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
-#[serde(rename_all = "PascalCase", default)]
-struct HealthConfig {
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    test: Vec<String>,
-    #[serde(skip_serializing_if = "is_zero")]
-    interval: i64,
-    #[serde(skip_serializing_if = "is_zero")]
-    timeout: i64,
-    #[serde(skip_serializing_if = "is_zero")]
-    start_period: i64,
-    #[serde(skip_serializing_if = "is_zero")]
-    start_interval: i64,
-    #[serde(skip_serializing_if = "is_zero")]
-    retries: i64,
-}
-
-fn is_zero(n: &i64) -> bool {
-    *n == 0
-}
-
 fn dur(ns: i64, default: Duration) -> Duration {
     if ns > 0 {
         Duration::from_nanos(ns as u64)
@@ -87,43 +64,35 @@ fn dur(ns: i64, default: Duration) -> Duration {
     }
 }
 
-impl HealthConfig {
-    fn parse(v: Option<&Value>) -> Option<HealthConfig> {
-        v.and_then(|v| serde_json::from_value(v.clone()).ok())
+/// The check of a container, if it has one that is not `NONE`.
+fn check_of(config: &ContainerConfig) -> Option<HealthConfig> {
+    let hc = config.healthcheck.clone()?;
+    match hc.test.first().map(String::as_str) {
+        Some("CMD") | Some("CMD-SHELL") if hc.test.len() > 1 => Some(hc),
+        _ => None,
     }
+}
 
-    /// The check of a container, if it has one that is not `NONE`.
-    fn of(config: &ContainerConfig) -> Option<HealthConfig> {
-        let hc = Self::parse(config.healthcheck.as_ref())?;
-        match hc.test.first().map(String::as_str) {
-            Some("CMD") | Some("CMD-SHELL") if hc.test.len() > 1 => Some(hc),
-            _ => None,
-        }
-    }
-
-    /// The probe's argv: `CMD-SHELL` goes through the container's shell.
-    fn command(&self, config: &ContainerConfig) -> Vec<String> {
-        let rest = self.test[1..].to_vec();
-        if self.test[0] == "CMD-SHELL" {
-            let mut cmd = match &config.shell {
-                Some(s) if !s.0.is_empty() => s.0.clone(),
-                _ => vec!["/bin/sh".to_string(), "-c".to_string()],
-            };
-            cmd.extend(rest);
-            cmd
-        } else {
-            rest
-        }
+/// The probe's argv: `CMD-SHELL` goes through the container's shell.
+fn probe_command(hc: &HealthConfig, config: &ContainerConfig) -> Vec<String> {
+    let rest = hc.test[1..].to_vec();
+    if hc.test[0] == "CMD-SHELL" {
+        let mut cmd = match &config.shell {
+            Some(s) if !s.0.is_empty() => s.0.clone(),
+            _ => vec!["/bin/sh".to_string(), "-c".to_string()],
+        };
+        cmd.extend(rest);
+        cmd
+    } else {
+        rest
     }
 }
 
 /// Docker's create-time checks of `Config.Healthcheck` (400 errors).
 pub(super) fn validate(config: &ContainerConfig) -> Result<()> {
-    let Some(v) = config.healthcheck.as_ref() else {
+    let Some(hc) = config.healthcheck.as_ref() else {
         return Ok(());
     };
-    let hc: HealthConfig = serde_json::from_value(v.clone())
-        .map_err(|e| DaemonError::BadRequest(format!("invalid Healthcheck: {e}")))?;
     const MIN: i64 = 1_000_000; // 1ms
     for (name, ns) in [
         ("Interval", hc.interval),
@@ -146,20 +115,14 @@ pub(super) fn validate(config: &ContainerConfig) -> Result<()> {
 }
 
 /// Docker's merge: the image's check fills what the user left unset.
-pub(super) fn merge(user: &mut Option<Value>, image: Option<&Value>) {
-    let Some(image_v) = image else { return };
-    let Some(user_v) = user.as_ref() else {
-        *user = Some(image_v.clone());
-        return;
-    };
-    let (Some(mut u), Some(i)) = (
-        HealthConfig::parse(Some(user_v)),
-        HealthConfig::parse(Some(image_v)),
-    ) else {
+pub(super) fn merge(user: &mut Option<HealthConfig>, image: Option<&HealthConfig>) {
+    let Some(i) = image else { return };
+    let Some(u) = user.as_mut() else {
+        *user = Some(i.clone());
         return;
     };
     if u.test.is_empty() {
-        u.test = i.test;
+        u.test = i.test.clone();
     }
     for (mine, theirs) in [
         (&mut u.interval, i.interval),
@@ -171,9 +134,6 @@ pub(super) fn merge(user: &mut Option<Value>, image: Option<&Value>) {
         if *mine == 0 {
             *mine = theirs;
         }
-    }
-    if let Ok(v) = serde_json::to_value(u) {
-        *user = Some(v);
     }
 }
 
@@ -256,7 +216,7 @@ impl Daemon {
     /// started: status `starting`, streak 0, the log kept.
     pub(super) fn health_start(self: &Arc<Self>, c: &Arc<Container>) {
         self.health_stop(c);
-        let Some(cfg) = HealthConfig::of(&c.rec().config) else {
+        let Some(cfg) = check_of(&c.rec().config) else {
             return;
         };
         {
@@ -331,7 +291,7 @@ impl Daemon {
         let exec_cfg = {
             let r = c.rec();
             ExecConfig {
-                cmd: cfg.command(&r.config),
+                cmd: probe_command(cfg, &r.config),
                 user: r.config.user.clone(),
                 working_dir: r.config.working_dir.clone(),
                 attach_stdout: true,
@@ -468,12 +428,20 @@ mod tests {
 
     #[test]
     fn merge_fills_unset_fields() {
-        let image = serde_json::json!({"Test": ["CMD", "true"], "Interval": 5, "Retries": 2});
-        let mut user = Some(serde_json::json!({"Interval": 7}));
+        let image = HealthConfig {
+            test: vec!["CMD".into(), "true".into()],
+            interval: 5,
+            retries: 2,
+            ..Default::default()
+        };
+        let mut user = Some(HealthConfig {
+            interval: 7,
+            ..Default::default()
+        });
         merge(&mut user, Some(&image));
         let u = user.unwrap();
-        assert_eq!(u["Test"], serde_json::json!(["CMD", "true"]));
-        assert_eq!(u["Interval"], 7);
-        assert_eq!(u["Retries"], 2);
+        assert_eq!(u.test, vec!["CMD", "true"]);
+        assert_eq!(u.interval, 7);
+        assert_eq!(u.retries, 2);
     }
 }

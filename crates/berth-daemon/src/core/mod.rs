@@ -4,6 +4,7 @@
 
 pub mod archive;
 pub mod build;
+pub mod commit;
 pub mod container;
 mod create;
 pub mod distribution;

@@ -69,6 +69,12 @@ impl Daemon {
             }
             _ => return Err(not_running(c)),
         }
+        self.pause_locked(c).await
+    }
+
+    /// Freezes a running container; the caller holds `c.op` (so `commit`
+    /// can pause inside its own critical section).
+    pub(super) async fn pause_locked(&self, c: &Arc<Container>) -> Result<()> {
         let path = self.cgroup_path(&c.id);
         tokio::task::spawn_blocking(move || Hierarchy::detect().freeze(&path))
             .await
@@ -89,6 +95,11 @@ impl Daemon {
                 c.id
             )));
         }
+        self.unpause_locked(c).await
+    }
+
+    /// Thaws a paused container; the caller holds `c.op`.
+    pub(super) async fn unpause_locked(&self, c: &Arc<Container>) -> Result<()> {
         self.thaw(c).await?;
         c.rec().state.status = Status::Running;
         self.persist(c)?;

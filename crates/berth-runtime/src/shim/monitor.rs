@@ -36,8 +36,12 @@ const BACKPRESSURE: usize = 4 << 20;
 pub(super) struct Client {
     stream: UnixStream,
     dec: Decoder,
+    /// Bytes queued for the daemon; `out[sent..]` is still unsent.
     out: Vec<u8>,
+    sent: usize,
     gone: bool,
+    /// Receives output frames ([`Request::Output`]).
+    output: bool,
 }
 
 impl Client {
@@ -46,17 +50,29 @@ impl Client {
         self.flush();
     }
 
+    fn unsent(&self) -> usize {
+        self.out.len() - self.sent
+    }
+
     fn flush(&mut self) {
-        while !self.out.is_empty() && !self.gone {
-            match self.stream.write(&self.out) {
+        while self.sent < self.out.len() && !self.gone {
+            match self.stream.write(&self.out[self.sent..]) {
                 Ok(0) => self.gone = true,
-                Ok(n) => {
-                    self.out.drain(..n);
-                }
+                Ok(n) => self.sent += n,
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                 Err(_) => self.gone = true,
             }
+        }
+        // Move the rest to the front only now and then: draining after
+        // every short write would copy megabytes per write when the daemon
+        // is slow.
+        if self.sent == self.out.len() {
+            self.out.clear();
+            self.sent = 0;
+        } else if self.sent > self.out.len() / 2 {
+            self.out.drain(..self.sent);
+            self.sent = 0;
         }
     }
 }
@@ -143,7 +159,7 @@ impl Shim {
                 }
             }
             let backpressure = self.first_client.is_none()
-                || self.clients.iter().any(|c| c.out.len() > BACKPRESSURE);
+                || self.clients.iter().any(|c| c.unsent() > BACKPRESSURE);
             // Index layout of `fds`: listener, signalfd, outputs, stdin?, clients.
             let mut fds: Vec<PollFd<'_>> = Vec::new();
             fds.push(PollFd::new(listener.as_fd(), PollFlags::POLLIN));
@@ -163,7 +179,7 @@ impl Shim {
             };
             for c in &self.clients {
                 let mut f = PollFlags::POLLIN;
-                if !c.out.is_empty() {
+                if c.unsent() > 0 {
                     f |= PollFlags::POLLOUT;
                 }
                 fds.push(PollFd::new(c.stream.as_fd(), f));
@@ -289,7 +305,9 @@ impl Shim {
                 stream,
                 dec: Decoder::default(),
                 out: Vec::new(),
+                sent: 0,
                 gone: false,
+                output: true,
             };
             c.send(&protocol::encode_control(&Event::Hello {
                 pid: self.pid,
@@ -305,8 +323,11 @@ impl Shim {
         if let Some(l) = &mut self.log {
             l.write(stream, data);
         }
+        if !self.clients.iter().any(|c| c.output) {
+            return;
+        }
         let frame = protocol::encode(stream, data);
-        for c in &mut self.clients {
+        for c in self.clients.iter_mut().filter(|c| c.output) {
             c.send(&frame);
         }
     }
@@ -379,6 +400,7 @@ impl Shim {
                 }
             }
             Request::Shutdown => self.shutdown = true,
+            Request::Output { on } => self.clients[ci].output = on,
         }
     }
 

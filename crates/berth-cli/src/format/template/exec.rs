@@ -30,15 +30,18 @@ enum Flow {
 
 pub(super) struct Exec<'a> {
     src: &'a str,
+    /// The template's name, as Go's errors print it (`version`).
+    name: &'a str,
     header: bool,
     vars: Vec<(String, Value)>,
     pub(super) out: String,
 }
 
 impl<'a> Exec<'a> {
-    pub(super) fn new(src: &'a str, root: &Value, header: bool) -> Exec<'a> {
+    pub(super) fn new(src: &'a str, name: &'a str, root: &Value, header: bool) -> Exec<'a> {
         Exec {
             src,
+            name,
             header,
             vars: vec![("$".into(), root.clone())],
             out: String::new(),
@@ -52,8 +55,9 @@ impl<'a> Exec<'a> {
             Some(nl) => pos - nl - 1,
             None => pos,
         };
+        let name = self.name;
         TemplateError(format!(
-            "template: :{line}:{col}: executing \"\" at <{context}>: {msg}"
+            "template: {name}:{line}:{col}: executing \"{name}\" at <{context}>: {msg}"
         ))
     }
 
@@ -299,6 +303,9 @@ impl<'a> Exec<'a> {
         pos: usize,
         text: &str,
     ) -> Result<Value, TemplateError> {
+        // Go's parser places a chain (`.State.Status`, `$m.Source`) at its
+        // second part, and its errors name that place.
+        let pos = pos + text.get(1..).and_then(|t| t.find('.')).map_or(0, |i| i + 1);
         for name in chain {
             v = match v {
                 Value::Object(_) | Value::Context(_) => match v.get(name) {

@@ -30,6 +30,9 @@ pub(crate) struct TemplateError(pub(crate) String);
 #[derive(Debug, Clone)]
 pub(crate) struct Template {
     src: String,
+    /// The name Go's error texts show (`template: NAME:1:2: …`); empty for
+    /// most of docker's templates.
+    name: String,
     nodes: Vec<parse::Node>,
 }
 
@@ -38,8 +41,34 @@ impl Template {
     pub(crate) fn parse(src: &str) -> Result<Template, TemplateError> {
         Ok(Template {
             src: src.to_string(),
+            name: String::new(),
             nodes: parse::parse(src)?,
         })
+    }
+
+    /// Parses template text under a name (docker's `version` template is
+    /// named, so its errors say `template: version:1:2: …`).
+    pub(crate) fn parse_named(name: &str, src: &str) -> Result<Template, TemplateError> {
+        let nodes = parse::parse(src).map_err(|e| {
+            TemplateError(match e.0.strip_prefix("template: :") {
+                Some(rest) => format!("template: {name}:{rest}"),
+                None => e.0,
+            })
+        })?;
+        Ok(Template {
+            src: src.to_string(),
+            name: name.to_string(),
+            nodes,
+        })
+    }
+
+    /// Renders the template, and on failure also returns what was written
+    /// before it (Go's `Execute` leaves that in its writer: docker's
+    /// `info`/`version` print it).
+    pub(crate) fn execute_partial(&self, data: &Value) -> (String, Option<TemplateError>) {
+        let mut exec = exec::Exec::new(&self.src, &self.name, data, false);
+        let err = exec.run(data, &self.nodes).err();
+        (exec.out, err)
     }
 
     /// Renders the template with `data` as `.`.
@@ -54,7 +83,7 @@ impl Template {
     }
 
     fn run(&self, data: &Value, header: bool) -> Result<String, TemplateError> {
-        let mut exec = exec::Exec::new(&self.src, data, header);
+        let mut exec = exec::Exec::new(&self.src, &self.name, data, header);
         exec.run(data, &self.nodes)?;
         Ok(exec.out)
     }
@@ -185,9 +214,34 @@ mod tests {
         );
         assert_eq!(
             run_err("ab\n  {{.State.Nope}}"),
-            r#"template: :2:4: executing "" at <.State.Nope>: map has no entry for key "Nope""#
+            r#"template: :2:10: executing "" at <.State.Nope>: map has no entry for key "Nope""#
         );
         assert!(run_err("{{.Id.X}}").contains("can't evaluate field X in type string"));
+    }
+
+    #[test]
+    fn named_templates_and_partial_output() {
+        let t = Template::parse_named("version", "{{.Id}} {{.Nope}}").unwrap();
+        let (out, err) = t.execute_partial(&data());
+        assert_eq!(out, "abc ");
+        assert_eq!(
+            err.unwrap().0,
+            r#"template: version:1:10: executing "version" at <.Nope>: map has no entry for key "Nope""#
+        );
+        assert_eq!(
+            Template::parse_named("version", "{{.Id").unwrap_err().0,
+            "template: version:1: unclosed action"
+        );
+        let s = Value::go_struct(
+            "system.dockerInfo",
+            [("Id", Value::str("abc"))],
+            Value::Null,
+        );
+        let (_, err) = Template::parse("{{.Nope}}").unwrap().execute_partial(&s);
+        assert!(err
+            .unwrap()
+            .0
+            .ends_with("can't evaluate field Nope in type system.dockerInfo"),);
     }
 
     #[test]
