@@ -167,7 +167,11 @@ fn pause_unpause() {
         "the container ran while paused"
     );
     d.docker(&["unpause", "pz"]).ok();
-    std::thread::sleep(Duration::from_millis(400));
+    // Thawed, it writes again soon; a loaded machine may take a while.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while std::fs::read_to_string(&file).unwrap() == a && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
     assert_ne!(
         a,
         std::fs::read_to_string(&file).unwrap(),
