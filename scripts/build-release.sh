@@ -12,6 +12,6 @@ triple=$(rustc -vV | sed -n 's/^host: //p')
 # with a shared library in it crashes before main.
 LIBSECCOMP_LINK_TYPE=static LIBSECCOMP_LIB_PATH="/usr/lib/$(gcc -print-multiarch)" \
   RUSTFLAGS="${RUSTFLAGS:-} -C target-feature=+crt-static" \
-  cargo build --release -p berth-shim-static --target "$triple"
+  cargo build --profile shim -p berth-shim-static --target "$triple"
 out=${CARGO_TARGET_DIR:-target}
-install -m 0755 "$out/$triple/release/berth-shim-static" "$out/release/berth-shim"
+install -m 0755 "$out/$triple/shim/berth-shim-static" "$out/release/berth-shim"

@@ -43,6 +43,8 @@ pub struct RunRequest {
     pub user: String,
     /// `WORKDIR`.
     pub workdir: String,
+    /// `--network` of the build (None: the daemon's default).
+    pub network_mode: Option<String>,
 }
 
 /// What a finished RUN container left.
@@ -63,6 +65,20 @@ pub trait RunBackend: Send + Sync {
     fn upper_dir(&self, id: &str) -> PathBuf;
     /// Removes it (errors are logged, not returned: nothing can be done).
     fn remove(&self, id: &str);
+    /// Pulls `image` (a FROM or `COPY --from` image missing locally, or any
+    /// with `--pull`) for `platform`, its progress sent to `out`. A backend
+    /// without registries finds nothing.
+    fn pull(
+        &self,
+        image: &str,
+        platform: Option<&str>,
+        out: &mut dyn FnMut(BuildOutput),
+    ) -> Result<(), BuildError> {
+        let _ = (platform, out);
+        Err(BuildError::NotFound(format!(
+            "pull access denied for {image}, repository does not exist or may require 'docker login'"
+        )))
+    }
 }
 
 /// Options of one build.
@@ -85,15 +101,23 @@ pub struct BuildOptions {
     /// Remove intermediate containers after a successful step (always
     /// after a failed one).
     pub rm: bool,
+    /// `--pull`: pull every FROM image even when it is present.
+    pub pull: bool,
+    /// `--network` for RUN steps.
+    pub network_mode: Option<String>,
+    /// `--platform` (only the host's can be built).
+    pub platform: Option<String>,
 }
 
 /// What the build reports, in order.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum BuildOutput {
     /// Text for the client (`{"stream": …}`).
     Stream(String),
     /// The image ID (`{"aux": {"ID": …}}`).
     Aux(String),
+    /// A pull's progress message, passed on as is.
+    Progress(berth_api::image::JsonMessage),
 }
 
 /// Runs builds against an image store.
@@ -625,7 +649,7 @@ impl Builder {
         let look = |name: &str| global.get(name).cloned().flatten();
         let words = shell::split_words(&def.from.raw(), escape);
         let base = shell::expand(&words[0], escape, &look)?;
-        let mut st = self.from(&base, &defs[..n], results)?;
+        let mut st = self.from(&base, &defs[..n], results, opts, out)?;
         match &st.image {
             Some(id) => out(BuildOutput::Stream(format!(" ---> {}\n", short(id)))),
             None => out(BuildOutput::Stream(" ---> \n".into())),
@@ -697,6 +721,8 @@ impl Builder {
         base: &str,
         before: &[StageDef],
         results: &HashMap<usize, Stage>,
+        opts: &BuildOptions,
+        out: &mut dyn FnMut(BuildOutput),
     ) -> Result<Stage, BuildError> {
         let lower = base.to_ascii_lowercase();
         if let Some(i) = before
@@ -735,12 +761,7 @@ impl Builder {
                 "base name (FROM) should not be blank".into(),
             ));
         }
-        let img = self.images.resolve(base).map_err(|e| match e {
-            berth_image::ImageError::NotFound(_) => BuildError::NotFound(format!(
-                "pull access denied for {base}, repository does not exist or may require 'docker login': No such image: {base}"
-            )),
-            other => BuildError::Syntax(other.to_string()),
-        })?;
+        let img = self.image_or_pull(base, opts, out)?;
         let mut config = img.config.clone();
         // Docker's build keeps the parent's config but none of its
         // bookkeeping of how that was built.
@@ -752,6 +773,32 @@ impl Builder {
             args: BTreeMap::new(),
             cmd_set: false,
         })
+    }
+
+    /// A FROM (or `COPY --from`) image: the local one, else pulled, as
+    /// Docker's legacy builder does; with `--pull` always pulled first
+    /// (an image ID, which names nothing in a registry, stays local).
+    fn image_or_pull(
+        &self,
+        name: &str,
+        opts: &BuildOptions,
+        out: &mut dyn FnMut(BuildOutput),
+    ) -> Result<berth_image::ResolvedImage, BuildError> {
+        let pullable = Reference::parse_normalized(name).is_ok();
+        if !(opts.pull && pullable) {
+            match self.images.resolve(name) {
+                Ok(img) => return Ok(img),
+                Err(berth_image::ImageError::NotFound(_)) if pullable => {}
+                Err(berth_image::ImageError::NotFound(_)) => {
+                    return Err(BuildError::NotFound(format!(
+                        "pull access denied for {name}, repository does not exist or may require 'docker login': No such image: {name}"
+                    )))
+                }
+                Err(other) => return Err(BuildError::Syntax(other.to_string())),
+            }
+        }
+        self.backend.pull(name, opts.platform.as_deref(), out)?;
+        self.images.resolve(name).map_err(internal)
     }
 
     /// Commits the stage's config (with an optional upper dir) as a new
@@ -1135,6 +1182,7 @@ impl Builder {
             env,
             user: cc.user.clone(),
             workdir: cc.working_dir.clone(),
+            network_mode: opts.network_mode.clone(),
         };
         let cid = self.backend.create(&req)?;
         let guard = ContainerGuard {
@@ -1294,11 +1342,7 @@ impl Builder {
                     }
                     results.get(&n).and_then(|s| s.image.clone())
                 } else {
-                    let img = self.images.resolve(f).map_err(|_| {
-                        BuildError::NotFound(format!(
-                            "invalid from flag value {f}: No such image or build stage: {f}"
-                        ))
-                    })?;
+                    let img = self.image_or_pull(f, opts, out)?;
                     Some(img.id().to_string())
                 };
                 let w = WorkRoot::mount(&self.images, image.as_deref())?;

@@ -13,7 +13,8 @@
 //! - [`Firewall`]: published ports (DNAT from every host address and from
 //!   127.0.0.1), masquerade, isolation, in the daemon's own nftables table,
 //!   one `nft -j -f -` transaction per change; state recorded and the table
-//!   rebuilt at start.
+//!   rebuilt at start. Publishing or unpublishing a UDP port also deletes
+//!   the stale tracked flows that would bypass it (`conntrack`).
 //! - [`dns`]: the embedded DNS server (127.0.0.11 inside each container on
 //!   a user-defined network), answering from a [`DnsTable`].
 //! - [`files`]: `/etc/resolv.conf` and `/etc/hosts` as Docker writes them.
@@ -43,6 +44,7 @@
 
 mod bridge;
 mod cidr;
+mod conntrack;
 pub mod dns;
 mod error;
 pub mod files;

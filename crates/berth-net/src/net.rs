@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
 
 use crate::bridge::{BridgeDriver, NetworkDriver};
+use crate::conntrack;
 use crate::dns::{self, DnsOptions, DnsServer, DnsTable, Upstream};
 use crate::error::{NetError, TeardownErrors};
 use crate::files::{self, DnsOverrides};
@@ -18,7 +19,15 @@ use crate::model::{
     check_ifname, EndpointRecord, EndpointRequest, MacAddr, NetworkCreate, NetworkRecord,
 };
 use crate::netns::NetnsPool;
+use crate::ports::{PortBinding, Proto};
 use crate::sys::{self, NetnsRef};
+
+/// Which way an endpoint's published ports changed.
+#[derive(Clone, Copy)]
+enum PortChange {
+    Published,
+    Unpublished,
+}
 
 /// Everything host-side that a daemon's networking is named after. Several
 /// daemons run side by side when each has its own prefixes, table and run
@@ -429,6 +438,9 @@ impl Net {
             }
         }
         drop(fw);
+        if publish {
+            self.forget_udp_flows(&rec, PortChange::Published);
+        }
         if net.dns {
             self.dns.write().expect("lock").add_endpoint(&rec);
             if let Err(e) = self.ensure_dns_server(&rec) {
@@ -446,6 +458,54 @@ impl Net {
             .expect("lock")
             .insert(rec.id.clone(), rec.clone());
         Ok(rec)
+    }
+
+    /// Deletes the tracked UDP flows that would bypass a change of an
+    /// endpoint's published UDP ports (see [`conntrack`]): once published,
+    /// the flows to those host ports tracked before (to a container that is
+    /// gone, or to the host itself); once unpublished, the flows that were
+    /// forwarded into this endpoint. A failure costs only the stale flows:
+    /// logged, not returned.
+    fn forget_udp_flows(&self, ep: &EndpointRecord, change: PortChange) {
+        let udp: Vec<PortBinding> = ep
+            .ports
+            .iter()
+            .filter(|p| p.proto == Proto::Udp)
+            .copied()
+            .collect();
+        let Some(IpAddr::V4(ctr)) = ep.ipv4.map(|c| c.addr()) else {
+            return;
+        };
+        if udp.is_empty() || !self.cfg.firewall {
+            return;
+        }
+        let doomed = |f: &conntrack::Flow| {
+            if f.orig.proto != conntrack::UDP {
+                return false;
+            }
+            match change {
+                PortChange::Published => {
+                    f.reply.src != Some(ctr)
+                        && udp.iter().any(|p| {
+                            f.orig.dport == p.host_port
+                                && f.orig.dst.is_some_and(|d| {
+                                    (p.host_ip.is_unspecified() || p.host_ip == IpAddr::V4(d))
+                                        && conntrack::is_local(d)
+                                })
+                        })
+                }
+                PortChange::Unpublished => {
+                    f.reply.src == Some(ctr)
+                        && udp.iter().any(|p| f.reply.sport == p.container_port)
+                }
+            }
+        };
+        match sys::in_netns(&self.cfg.host, || conntrack::delete_flows(doomed)) {
+            Ok(Ok(0)) => {}
+            Ok(Ok(n)) => tracing::debug!(endpoint = %ep.id, n, "forgot stale UDP flows"),
+            Ok(Err(e)) => tracing::warn!(endpoint = %ep.id, "forgetting stale UDP flows: {e}"),
+            Err(e) => tracing::warn!(endpoint = %ep.id, "forgetting stale UDP flows: {e}"),
+        }
     }
 
     fn ensure_dns_server(&self, ep: &EndpointRecord) -> Result<(), NetError> {
@@ -509,6 +569,7 @@ impl Net {
                     .remove_endpoint(endpoint_id)
                     .await,
             );
+            self.forget_udp_flows(&rec, PortChange::Unpublished);
         }
         if let Some(net) = self.network(&rec.network_id) {
             if wait_for_link {

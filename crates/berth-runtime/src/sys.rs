@@ -102,3 +102,45 @@ pub(crate) fn own_fd(fd: std::os::fd::RawFd) -> std::os::fd::OwnedFd {
     // and each number is taken once.
     unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) }
 }
+
+/// Lets the kernel take back the pages of this binary that start-up
+/// touched: only what is used from now on comes back. A monitor lives as
+/// long as its container and runs a small loop, while start-up (and the
+/// kernel's fault-around, 64 KiB a fault) mapped most of its code and
+/// read-only data. Only read-only mappings of the binary with no private
+/// (copied) page are dropped: their pages come back unchanged from the
+/// file, and relocated data (RELRO, which has copied pages) stays.
+pub(crate) fn shed_startup_pages() {
+    let (Ok(exe), Ok(smaps)) = (
+        std::fs::read_link("/proc/self/exe"),
+        std::fs::read_to_string("/proc/self/smaps"),
+    ) else {
+        return;
+    };
+    let mut current: Option<(usize, usize)> = None;
+    for line in smaps.lines() {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        if let Some(range) = f.first().filter(|r| r.contains('-') && !r.ends_with(':')) {
+            current = None;
+            let read_only = f.get(1).is_some_and(|p| *p == "r-xp" || *p == "r--p");
+            if read_only && f.len() >= 6 && std::path::Path::new(f[5]) == exe {
+                if let Some((Ok(a), Ok(b))) = range
+                    .split_once('-')
+                    .map(|(a, b)| (usize::from_str_radix(a, 16), usize::from_str_radix(b, 16)))
+                {
+                    current = Some((a, b));
+                }
+            }
+        } else if f.first() == Some(&"Anonymous:") && f.get(1) == Some(&"0") {
+            if let Some((start, end)) = current.take() {
+                // SAFETY: a private read-only mapping of the binary itself
+                // without a single copied page (from /proc/self/smaps):
+                // MADV_DONTNEED only makes the next access read its pages
+                // again from the page cache, unchanged.
+                unsafe {
+                    libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_DONTNEED);
+                }
+            }
+        }
+    }
+}

@@ -347,11 +347,17 @@ fn errors_are_clear_and_leave_nothing() {
     let err = d.berth(&["build", path(&ctx)]).fails(1).to_string();
     assert!(err.contains("outside the build context"), "{err}");
 
-    let ctx = context(&[("Dockerfile", "FROM busybox\nCOPY --from=nostage /x /\n")]);
+    // A `--from` that names no stage names an image, and a missing image is
+    // pulled, as docker does: names on a closed port of 127.0.0.1 keep the
+    // test off the internet (build_remote.rs pulls from real registries).
+    let ctx = context(&[(
+        "Dockerfile",
+        "FROM busybox\nCOPY --from=127.0.0.1:9/nostage /x /\n",
+    )]);
     let err = d.berth(&["build", path(&ctx)]).fails(1).to_string();
     assert!(err.contains("nostage"), "{err}");
 
-    let ctx = context(&[("Dockerfile", "FROM nosuchimage\n")]);
+    let ctx = context(&[("Dockerfile", "FROM 127.0.0.1:9/nosuchimage\n")]);
     let err = d.berth(&["build", path(&ctx)]).fails(1).to_string();
     assert!(err.contains("nosuchimage"), "{err}");
 

@@ -332,8 +332,8 @@ fn published_ports_answer_on_loopback_and_go_away() {
     d.docker(&["stop", "-t", "1", "pub"]).ok();
     assert!(http_get(port, "/hostname").is_err(), "port still answers");
     assert_eq!(d.berth(&["port", "pub"]).ok(), "");
-    // -P with an exposed port; a UDP binding beside it. (This busybox has
-    // no UDP server: berth-net's own tests carry UDP traffic.)
+    // -P with an exposed port; a UDP binding beside it (network_ports.rs
+    // sends datagrams through UDP bindings).
     let uport = free_port();
     d.docker(&[
         "run",
@@ -565,4 +565,150 @@ fn daemon_restart_keeps_networks_and_traffic() {
     );
     d.docker(&["stop", "-t", "1", "svc"]).ok();
     assert!(http_get(port, "/hostname").is_err());
+}
+
+#[test]
+fn legacy_links_write_hosts_entries_on_the_default_bridge() {
+    let d = Daemon::start();
+    d.busybox();
+    httpd(&d, "db", &[]);
+    let ip = inspect(&d, "db", "{{.NetworkSettings.IPAddress}}");
+    let host = inspect(&d, "db", "{{.Config.Hostname}}");
+    // docker's CLI: an alias; the name and the host name come along.
+    d.docker(&[
+        "run", "-d", "--name", "web", "--link", "db:d", "busybox", "sleep", "60",
+    ])
+    .ok();
+    let hosts = d
+        .docker(&["exec", "web", "cat", "/etc/hosts"])
+        .ok()
+        .to_string();
+    assert!(hosts.contains(&format!("\n{ip}\td {host} db\n")), "{hosts}");
+    let got = d.docker(&["exec", "web", "wget", "-qO-", "http://d/hostname"]);
+    assert_eq!(got.ok(), format!("{host}\n"));
+    assert_eq!(
+        inspect(&d, "web", "{{json .HostConfig.Links}}"),
+        r#"["/db:/web/d"]"#
+    );
+    // Ours: no alias, beside an --add-host entry (links come after those).
+    let out = d.berth(&[
+        "run",
+        "--rm",
+        "--name",
+        "web2",
+        "--add-host",
+        "x.test:192.0.2.1",
+        "--link",
+        "db",
+        "busybox",
+        "sh",
+        "-c",
+        "grep -v -e localhost -e ip6 /etc/hosts | head -2; ping -c1 -W2 db >/dev/null && echo PONG",
+    ]);
+    assert_eq!(
+        out.ok(),
+        format!("192.0.2.1\tx.test\n{ip}\tdb {host}\nPONG\n")
+    );
+    // A container the link names must exist and run; host networking and
+    // links do not mix.
+    let missing = d.docker(&["run", "--rm", "--link", "nope:n", "busybox", "true"]);
+    assert!(
+        missing
+            .fails(125)
+            .contains("could not get container for nope"),
+        "{missing:?}"
+    );
+    let host_net = d.docker(&[
+        "run",
+        "--rm",
+        "--network",
+        "host",
+        "--link",
+        "db",
+        "busybox",
+        "true",
+    ]);
+    assert!(
+        host_net
+            .fails(125)
+            .contains("host type networking can't be used with links"),
+        "{host_net:?}"
+    );
+    // The linked container comes back at another address: the link
+    // follows it.
+    d.docker(&["stop", "-t", "1", "db"]).ok();
+    d.docker(&["run", "-d", "--name", "filler", "busybox", "sleep", "60"])
+        .ok();
+    d.docker(&["start", "db"]).ok();
+    let ip2 = inspect(&d, "db", "{{.NetworkSettings.IPAddress}}");
+    assert_ne!(ip, ip2);
+    let hosts = d
+        .docker(&["exec", "web", "cat", "/etc/hosts"])
+        .ok()
+        .to_string();
+    assert!(
+        hosts.contains(&format!("\n{ip2}\td {host} db\n")),
+        "{hosts}"
+    );
+    d.docker(&["stop", "-t", "1", "db"]).ok();
+    let stopped = d.docker(&["run", "--rm", "--link", "db:d", "busybox", "true"]);
+    assert!(
+        stopped
+            .fails(125)
+            .contains("Cannot link to a non running container: /db AS /"),
+        "{stopped:?}"
+    );
+}
+
+#[test]
+fn network_inspect_verbose_is_plain_for_local_networks() {
+    let d = Daemon::start();
+    d.busybox();
+    d.docker(&["network", "create", "--label", "k=v", "vnet"])
+        .ok();
+    d.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "member",
+        "--network",
+        "vnet",
+        "busybox",
+        "sleep",
+        "60",
+    ])
+    .ok();
+    for net in ["bridge", "vnet"] {
+        let plain = d.docker(&["network", "inspect", net]).ok().to_string();
+        assert_eq!(
+            d.docker(&["network", "inspect", "--verbose", net]).ok(),
+            plain,
+            "docker network inspect --verbose {net}"
+        );
+        assert_eq!(
+            d.berth(&["network", "inspect", "-v", net]).ok(),
+            d.berth(&["network", "inspect", net]).ok(),
+            "berth network inspect -v {net}"
+        );
+    }
+    let plain = d.request("GET", "/v1.45/networks/vnet", None).unwrap();
+    let verbose = d
+        .request("GET", "/v1.45/networks/vnet?verbose=true&scope=local", None)
+        .unwrap();
+    assert_eq!(verbose.status, 200);
+    assert_eq!(verbose.json(), plain.json());
+    assert_eq!(verbose.json()["Containers"].as_object().unwrap().len(), 1);
+    let bad = d
+        .request("GET", "/v1.45/networks/vnet?verbose=maybe", None)
+        .unwrap();
+    assert_eq!(bad.status, 400, "{}", bad.body_string());
+    assert!(bad
+        .body_string()
+        .contains("invalid value for verbose: maybe"));
+    let swarm = d
+        .request("GET", "/v1.45/networks/vnet?scope=swarm", None)
+        .unwrap();
+    assert_eq!(swarm.status, 404, "{}", swarm.body_string());
+    d.docker(&["rm", "-f", "member"]).ok();
+    d.docker(&["network", "rm", "vnet"]).ok();
 }

@@ -340,6 +340,13 @@ pub(crate) async fn build(ctx: &Ctx, args: &BuildArgs) -> CmdResult {
         .add_if(args.force_rm, "forcerm", "1")
         .add_nonempty("platform", args.platform.as_deref().unwrap_or(""))
         .add_nonempty("networkmode", args.network.as_deref().unwrap_or(""));
+    // Credentials for the pulls of FROM images, as docker sends them.
+    let auth = super::registry::registry_config_header();
+    let headers: Vec<(&str, &str)> = auth
+        .as_deref()
+        .map(|a| ("X-Registry-Config", a))
+        .into_iter()
+        .collect();
     let resp = ctx
         .client
         .request(
@@ -347,7 +354,7 @@ pub(crate) async fn build(ctx: &Ctx, args: &BuildArgs) -> CmdResult {
             "/build",
             &query,
             Payload::Stream("application/x-tar", full_body(tar)),
-            &[],
+            &headers,
         )
         .await?;
     let mut stream = JsonStream::new(resp);
@@ -357,6 +364,8 @@ pub(crate) async fn build(ctx: &Ctx, args: &BuildArgs) -> CmdResult {
     let terminal = std::io::stdout().is_terminal();
     let mut step_start = std::time::Instant::now();
     let mut step_cached = false;
+    // A FROM image's pull reports as `docker pull` does.
+    let mut pull_display = crate::format::progress::ProgressDisplay::new(terminal);
     while let Some(msg) = stream.next::<JsonMessage>().await {
         let msg = msg?;
         if let Some(e) = &msg.error_detail {
@@ -370,6 +379,12 @@ pub(crate) async fn build(ctx: &Ctx, args: &BuildArgs) -> CmdResult {
             if let Some(i) = aux.get("ID").and_then(|v| v.as_str()) {
                 id = Some(i.to_string());
             }
+        }
+        if msg.stream.is_none() && msg.status.is_some() {
+            if !args.quiet {
+                let _ = pull_display.show(&msg, &mut std::io::stdout().lock());
+            }
+            continue;
         }
         if let Some(s) = &msg.stream {
             if args.quiet {

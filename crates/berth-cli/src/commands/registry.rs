@@ -242,6 +242,33 @@ pub(crate) fn auth_header_for(r: &Reference) -> String {
     credentials(&key_for(r)).header()
 }
 
+/// `X-Registry-Config` for a build: every stored credential, by registry
+/// key, as the docker CLI sends them (the daemon picks the one a FROM
+/// image's pull needs). `None` when there are none.
+pub(crate) fn registry_config_header() -> Option<String> {
+    let cfg = read_config().ok()?;
+    let mut keys: Vec<String> = Vec::new();
+    for section in ["auths", "credHelpers"] {
+        if let Some(m) = cfg.get(section).and_then(|v| v.as_object()) {
+            keys.extend(m.keys().cloned());
+        }
+    }
+    keys.sort();
+    keys.dedup();
+    let all: serde_json::Map<String, serde_json::Value> = keys
+        .into_iter()
+        .map(|k| {
+            let a = credentials(&k);
+            (k, serde_json::to_value(a).unwrap_or_default())
+        })
+        .collect();
+    if all.is_empty() {
+        return None;
+    }
+    let json = serde_json::to_vec(&all).ok()?;
+    Some(base64::engine::general_purpose::URL_SAFE.encode(json))
+}
+
 fn store_credentials(key: &str, a: &AuthConfig) -> anyhow::Result<()> {
     let mut cfg = read_config()?;
     if let Some(h) = helper_for(&cfg, key) {

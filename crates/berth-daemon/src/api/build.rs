@@ -3,16 +3,18 @@
 //! step (bad query, no Dockerfile, parse errors) are HTTP errors, later
 //! ones `errorDetail` lines in the 200 stream, as dockerd does.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use axum::body::{Body, Bytes};
 use axum::extract::State;
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use berth_api::image::{ErrorDetail, JsonMessage};
 use berth_api::Reference;
 use berth_build::{BuildError, BuildOptions, BuildOutput, Builder};
+use berth_registry::client::endpoint::{api_host, normalize_server};
+use berth_registry::client::{AuthConfig, Platform};
 use futures_util::TryStreamExt;
 use tokio::sync::mpsc;
 use tokio_util::io::{StreamReader, SyncIoBridge};
@@ -45,6 +47,63 @@ fn json_map<T: serde::de::DeserializeOwned>(q: &Query, key: &str) -> Result<BTre
     }
 }
 
+/// `--platform`: builds run their steps here, so only the host's platform
+/// can be built (dockerd would need an emulator for another).
+fn check_platform(p: &str) -> Result<()> {
+    let want = Platform::parse(p).map_err(|e| DaemonError::BadRequest(e.to_string()))?;
+    let host = Platform::host();
+    if want.os != host.os {
+        return Err(DaemonError::BadRequest(format!(
+            "{p:?}: operating system is not supported"
+        )));
+    }
+    if want.architecture != host.architecture
+        || want
+            .variant
+            .as_ref()
+            .is_some_and(|v| host.variant.as_ref() != Some(v))
+    {
+        return Err(DaemonError::BadRequest(format!(
+            "{p:?}: platform is not supported: this daemon builds only for {}/{}",
+            host.os, host.architecture
+        )));
+    }
+    Ok(())
+}
+
+/// `X-Registry-Config`: base64 JSON of registry → credentials, the ones a
+/// build may pull with. A header that does not decode is anonymous, as
+/// dockerd treats it.
+fn registry_config(headers: &HeaderMap) -> HashMap<String, AuthConfig> {
+    use base64::Engine as _;
+    let Some(v) = headers
+        .get("X-Registry-Config")
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+    else {
+        return HashMap::new();
+    };
+    let v = v.trim_end_matches('=');
+    let bytes = [
+        base64::engine::general_purpose::URL_SAFE_NO_PAD,
+        base64::engine::general_purpose::STANDARD_NO_PAD,
+    ]
+    .iter()
+    .find_map(|e| e.decode(v).ok());
+    let Some(map) =
+        bytes.and_then(|b| serde_json::from_slice::<HashMap<String, serde_json::Value>>(&b).ok())
+    else {
+        return HashMap::new();
+    };
+    map.into_iter()
+        .filter_map(|(server, a)| {
+            let a = serde_json::from_value::<AuthConfig>(a).ok()?.normalized();
+            Some((api_host(&normalize_server(&server)).to_string(), a))
+        })
+        .collect()
+}
+
 /// Removes the unpacked context when the build ends, however it ends.
 struct ContextDir(std::path::PathBuf);
 
@@ -55,7 +114,12 @@ impl Drop for ContextDir {
 }
 
 /// `POST /build`.
-pub(super) async fn build(State(d): State<Arc<Daemon>>, q: Query, body: Body) -> Result<Response> {
+pub(super) async fn build(
+    State(d): State<Arc<Daemon>>,
+    q: Query,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response> {
     let mut tags = Vec::new();
     for t in q.all("t") {
         let r = Reference::parse_normalized(&t)
@@ -87,6 +151,16 @@ pub(super) async fn build(State(d): State<Arc<Daemon>>, q: Query, body: Body) ->
         .get("target")
         .filter(|t| !t.is_empty())
         .map(str::to_string);
+    let pull = q.flag("pull");
+    let network_mode = q
+        .get("networkmode")
+        .filter(|n| !n.is_empty())
+        .map(str::to_string);
+    let platform = q
+        .get("platform")
+        .filter(|p| !p.is_empty())
+        .map(str::to_string);
+    let auths = registry_config(&headers);
 
     // Unpack the context (the whole body) before anything is answered.
     let ctx_dir = d
@@ -108,6 +182,11 @@ pub(super) async fn build(State(d): State<Arc<Daemon>>, q: Query, body: Body) ->
     .map_err(|e| DaemonError::Internal(format!("worker failed: {e}")))?
     .map_err(build_err)?;
 
+    // Checked once the body is read: a client still sending it would see
+    // a broken pipe instead of the answer.
+    if let Some(p) = &platform {
+        check_platform(p)?;
+    }
     let df_path = berth_build::ignore::clean(&dockerfile_name);
     let dockerfile = match std::fs::read_to_string(ctx_dir.join(&df_path)) {
         Ok(t) if !df_path.is_empty() => t,
@@ -126,6 +205,9 @@ pub(super) async fn build(State(d): State<Arc<Daemon>>, q: Query, body: Body) ->
         no_cache,
         labels,
         rm,
+        pull,
+        network_mode,
+        platform,
     };
     Builder::check(&opts).map_err(build_err)?;
 
@@ -133,6 +215,7 @@ pub(super) async fn build(State(d): State<Arc<Daemon>>, q: Query, body: Body) ->
     let backend = Arc::new(BuildBackend::new(
         d.clone(),
         tokio::runtime::Handle::current(),
+        auths,
     ));
     let builder = Builder::new(d.images.clone(), backend);
     tokio::task::spawn_blocking(move || {
@@ -143,6 +226,8 @@ pub(super) async fn build(State(d): State<Arc<Daemon>>, q: Query, body: Body) ->
         let mut out = |o: BuildOutput| match o {
             BuildOutput::Stream(s) if !quiet => send(JsonMessage::stream(s)),
             BuildOutput::Stream(_) => {}
+            BuildOutput::Progress(m) if !quiet => send(m),
+            BuildOutput::Progress(_) => {}
             BuildOutput::Aux(id) => send(JsonMessage {
                 aux: Some(serde_json::json!({ "ID": id })),
                 ..Default::default()

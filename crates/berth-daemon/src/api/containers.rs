@@ -52,6 +52,54 @@ fn matches_label(labels: &std::collections::BTreeMap<String, String>, want: &str
     }
 }
 
+/// The ports a `publish=` or `expose=` filter names, as Docker reads them:
+/// `PORT[/PROTO]` or `START-END[/PROTO]` (tcp by default), no host part.
+fn port_filter(key: &str, values: &[String]) -> Result<std::collections::BTreeSet<String>> {
+    let mut out = std::collections::BTreeSet::new();
+    for value in values {
+        if value.contains(':') {
+            return Err(DaemonError::BadRequest(format!(
+                "filter for '{key}' should not contain ':': {value}"
+            )));
+        }
+        let (ports, proto) = match value.split_once('/') {
+            Some((p, "")) => (p, "tcp".to_string()),
+            Some((p, proto)) => (p, proto.to_ascii_lowercase()),
+            None => (value.as_str(), "tcp".to_string()),
+        };
+        // Docker's wording (go-connections' nat.ParsePortRange).
+        let bad = |why: String| {
+            DaemonError::BadRequest(format!("error while looking up for {key} {value}: {why}"))
+        };
+        if ports.is_empty() {
+            return Err(bad("empty string specified for ports".into()));
+        }
+        let num = |s: &str| {
+            s.parse::<u16>()
+                .map_err(|_| bad(format!("strconv.ParseUint: parsing {s:?}: invalid syntax")))
+        };
+        let (start, end) = match ports.split_once('-') {
+            Some((a, b)) => (num(a)?, num(b)?),
+            None => (num(ports)?, num(ports)?),
+        };
+        if start > end {
+            return Err(bad(format!("invalid range specified for port: {ports}")));
+        }
+        for p in start..=end {
+            out.insert(format!("{p}/{proto}"));
+        }
+    }
+    Ok(out)
+}
+
+/// `80` → `80/tcp`, as the keys of `PortBindings` and `ExposedPorts` mean.
+fn port_key(k: &str) -> String {
+    match k.split_once('/') {
+        Some((p, proto)) => format!("{p}/{}", proto.to_ascii_lowercase()),
+        None => format!("{k}/tcp"),
+    }
+}
+
 pub(super) async fn list(
     State(d): State<Arc<Daemon>>,
     q: Query,
@@ -84,6 +132,8 @@ pub(super) async fn list(
             )));
         }
     }
+    let publish = port_filter("publish", filters.get("publish"))?;
+    let expose = port_filter("expose", filters.get("expose"))?;
     let all =
         q.flag("all") || !filters.get("status").is_empty() || !filters.get("exited").is_empty();
     let limit = q.int("limit")?.filter(|n| *n > 0);
@@ -153,6 +203,20 @@ pub(super) async fn list(
             if !f_health.iter().any(|x| x == h) {
                 continue;
             }
+        }
+        // Docker matches the container's own ports: `publish` the keys of
+        // `HostConfig.PortBindings`, `expose` those of `Config.ExposedPorts`.
+        let has_port = |keys: Option<&std::collections::BTreeMap<String, serde_json::Value>>,
+                        want: &std::collections::BTreeSet<String>| {
+            keys.into_iter()
+                .flatten()
+                .any(|(k, _)| want.contains(&port_key(k)))
+        };
+        if !publish.is_empty() && !has_port(r.host_config.port_bindings.as_ref(), &publish) {
+            continue;
+        }
+        if !expose.is_empty() && !has_port(r.config.exposed_ports.as_ref(), &expose) {
+            continue;
         }
         let f_net = filters.get("network");
         if !f_net.is_empty() {

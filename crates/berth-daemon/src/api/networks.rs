@@ -35,11 +35,31 @@ pub(super) async fn list(State(d): State<Arc<Daemon>>, q: Query) -> Result<Json<
     Ok(Json(out))
 }
 
+/// `GET /networks/{id}?verbose=…&scope=…`. Every network here is local:
+/// `verbose` adds nothing to a local network's answer (Docker's verbose
+/// details are swarm services), and a `scope` other than `local` finds
+/// nothing, as in Docker.
 pub(super) async fn inspect(
     State(d): State<Arc<Daemon>>,
     Path(id): Path<String>,
+    q: Query,
 ) -> Result<Json<Value>> {
+    // Go's strconv.ParseBool reads it in Docker.
+    const GO_BOOLS: [&str; 12] = [
+        "1", "t", "T", "TRUE", "true", "True", "0", "f", "F", "FALSE", "false", "False",
+    ];
+    if let Some(v) = q.get("verbose").filter(|v| !v.is_empty()) {
+        if !GO_BOOLS.contains(&v) {
+            return Err(DaemonError::BadRequest(format!(
+                "invalid value for verbose: {v}: strconv.ParseBool: parsing {v:?}: invalid syntax"
+            )));
+        }
+    }
     let m = d.networking()?.find(&id)?;
+    let scope = q.get("scope").unwrap_or_default();
+    if !scope.is_empty() && scope != "local" {
+        return Err(DaemonError::NotFound(format!("network {id} not found")));
+    }
     Ok(Json(d.network_view(&m, true)))
 }
 

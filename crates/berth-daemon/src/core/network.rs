@@ -436,6 +436,22 @@ fn extra_hosts(list: &[String], gateway: Option<IpAddr>) -> Result<Vec<(String, 
     Ok(out)
 }
 
+/// One legacy `--link NAME[:ALIAS]`, as given or as stored
+/// (`/NAME:/CONTAINER/ALIAS`, Docker's form in `HostConfig.Links`): the
+/// linked container and the alias.
+fn parse_link(link: &str) -> Result<(String, String)> {
+    let (name, alias) = link.split_once(':').unwrap_or((link, link));
+    let name = name.trim_start_matches('/');
+    // The stored form carries the linking container's name before the alias.
+    let alias = alias.rsplit('/').next().unwrap_or(alias);
+    if name.is_empty() || alias.is_empty() {
+        return Err(DaemonError::BadRequest(format!(
+            "invalid link format: {link:?}"
+        )));
+    }
+    Ok((name.to_string(), alias.to_string()))
+}
+
 fn host_has_ipv6() -> bool {
     Path::new("/proc/net/if_inet6").exists()
 }
@@ -713,8 +729,101 @@ impl Daemon {
                 .map_err(|_| DaemonError::BadRequest(format!("{d} is not an ip address")))?;
         }
         port_requests(rec)?;
+        self.plan_links(rec, &mode)?;
         rec.networks = nets;
         Ok(())
+    }
+
+    /// Checks legacy links at create and stores them as Docker shows them
+    /// (`/db:/web/alias`): the linked containers must exist; host and
+    /// container network modes cannot have links.
+    fn plan_links(&self, rec: &mut Record, mode: &Mode) -> Result<()> {
+        let Some(links) = rec.host_config.links.clone().filter(|l| !l.is_empty()) else {
+            return Ok(());
+        };
+        match mode {
+            Mode::Host => {
+                return Err(DaemonError::BadRequest(
+                    "conflicting options: host type networking can't be used with links. This would result in undefined behavior"
+                        .into(),
+                ))
+            }
+            Mode::Container(_) => {
+                return Err(DaemonError::BadRequest(
+                    "conflicting options: container type network can't be used with links. This would result in undefined behavior"
+                        .into(),
+                ))
+            }
+            _ => {}
+        }
+        let mut stored = Vec::new();
+        for l in &links {
+            let (name, alias) = parse_link(l)?;
+            let child = self.container(&name).map_err(|e| {
+                DaemonError::BadRequest(format!("could not get container for {name}: {e}"))
+            })?;
+            let child_name = child.rec().name.clone();
+            if child.id == rec.id {
+                return Err(DaemonError::BadRequest(format!(
+                    "cannot link {child_name} to itself"
+                )));
+            }
+            stored.push(format!("/{child_name}:/{}/{alias}", rec.name));
+        }
+        rec.host_config.links = Some(stored);
+        Ok(())
+    }
+
+    /// The `/etc/hosts` lines of a container's legacy links on the default
+    /// bridge, as Docker writes them: `IP\tALIAS HOSTNAME [NAME]`. Links
+    /// work on the default bridge only (a user network resolves names).
+    fn link_hosts(&self, r: &Record) -> Vec<Result<(String, IpAddr)>> {
+        let links = r.host_config.links.as_deref().unwrap_or_default();
+        if links.is_empty() || !r.networks.contains_key("bridge") {
+            return Vec::new();
+        }
+        links.iter().map(|l| self.link_host(r, l)).collect()
+    }
+
+    fn link_host(&self, r: &Record, l: &str) -> Result<(String, IpAddr)> {
+        let n = self.networking()?;
+        let bridge_id = n.find("bridge")?.id;
+        let (name, alias) = parse_link(l)?;
+        let child = self.container(&name).map_err(|e| {
+            DaemonError::BadRequest(format!("could not get container for {name}: {e}"))
+        })?;
+        let cr = child.snapshot();
+        // Its endpoints exist from the start of its network set-up, before
+        // its status says running (when it is being started itself).
+        let ip = n
+            .net
+            .container_endpoints(&child.id)
+            .iter()
+            .filter(|e| e.network_id == bridge_id)
+            .flat_map(|e| e.addresses())
+            .find(IpAddr::is_ipv4);
+        let ip = match ip {
+            Some(ip) => ip,
+            None if !cr.state.status.is_active() => {
+                return Err(DaemonError::Conflict(format!(
+                    "Cannot link to a non running container: /{} AS /{}/{alias}",
+                    cr.name, r.name
+                )))
+            }
+            None => {
+                return Err(DaemonError::BadRequest(format!(
+                    "Cannot link to /{}, as it does not belong to the default network",
+                    cr.name
+                )))
+            }
+        };
+        // Docker's alias list: the alias, the linked container's host
+        // name, and its name when the alias is not that.
+        let mut names = format!("{alias} {}", cr.config.hostname);
+        if alias != cr.name {
+            names = format!("{names} {}", cr.name);
+        }
+        Ok((names, ip))
     }
 
     /// The networks of a container in the order they are joined: the one
@@ -843,6 +952,11 @@ impl Daemon {
             }
             Mode::Network(_) => {
                 let nets = self.ordered_networks(&r);
+                // Links after the --add-host entries, as Docker orders them.
+                let mut extra = extra;
+                for link in self.link_hosts(&r) {
+                    extra.push(link?);
+                }
                 let netns = n.net.pool().take().map_err(net_err)?;
                 let mut made: Vec<EndpointRecord> = Vec::new();
                 let res = self
@@ -878,6 +992,7 @@ impl Daemon {
                     }
                     return Err(e);
                 }
+                self.refresh_linkers(&r);
                 Ok(NetSetup {
                     ns: NetworkNs::Path(netns),
                 })
@@ -1017,6 +1132,24 @@ impl Daemon {
         }
     }
 
+    /// Rewrites the `/etc/hosts` of the running containers that link to
+    /// `r`, which has just had its addresses (maybe new ones), as Docker
+    /// updates legacy links when their container restarts.
+    fn refresh_linkers(&self, r: &Record) {
+        for other in self.containers() {
+            if other.id == r.id || !other.status().is_active() {
+                continue;
+            }
+            let links = other.rec().host_config.links.clone().unwrap_or_default();
+            if links
+                .iter()
+                .any(|l| parse_link(l).is_ok_and(|(name, _)| name == r.name))
+            {
+                self.rewrite_hosts(&other);
+            }
+        }
+    }
+
     /// Rewrites `/etc/hosts` after a live connect or disconnect.
     fn rewrite_hosts(&self, c: &Container) {
         let Ok(n) = self.networking() else {
@@ -1031,7 +1164,11 @@ impl Daemon {
             r.host_config.extra_hosts.as_deref().unwrap_or_default(),
             gateway,
         )
-        .unwrap_or_default();
+        .unwrap_or_default()
+        .into_iter()
+        // A link whose container has gone since start loses its line.
+        .chain(self.link_hosts(&r).into_iter().filter_map(Result::ok))
+        .collect::<Vec<_>>();
         let mut eps = n.net.container_endpoints(&c.id);
         eps.sort_by(|a, b| a.ifname.cmp(&b.ifname));
         let ips: Vec<IpAddr> = eps.iter().flat_map(|e| e.addresses()).collect();
@@ -1705,6 +1842,16 @@ mod tests {
         assert_eq!(c.mac.as_deref(), Some("02:42:ac:1e:00:09"));
         let bad = json!({"IPAMConfig": {"IPv4Address": "nope"}});
         assert!(endpoint_config("n1", Some(&bad)).is_err());
+    }
+
+    #[test]
+    fn links_as_given_and_as_stored() {
+        let l = |s: &str| parse_link(s).unwrap();
+        assert_eq!(l("db"), ("db".into(), "db".into()));
+        assert_eq!(l("db:d"), ("db".into(), "d".into()));
+        assert_eq!(l("/db:/web/d"), ("db".into(), "d".into()));
+        assert!(parse_link(":d").is_err());
+        assert!(parse_link("db:").is_err());
     }
 
     #[test]

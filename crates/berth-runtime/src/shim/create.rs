@@ -48,6 +48,18 @@ fn pipe() -> Result<(OwnedFd, OwnedFd), RuntimeError> {
     nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(errno_io("pipe"))
 }
 
+/// What a container's output pipe holds (the kernel's default is 64 KiB):
+/// a fast writer blocks, and the shim wakes, eight times less often. Its
+/// pages are allocated only while output waits in it.
+const OUTPUT_PIPE: i32 = 512 << 10;
+
+fn output_pipe() -> Result<(OwnedFd, OwnedFd), RuntimeError> {
+    let (r, w) = pipe()?;
+    // Best effort: a lower /proc/sys/fs/pipe-max-size keeps the default.
+    let _ = fcntl(r.as_raw_fd(), FcntlArg::F_SETPIPE_SZ(OUTPUT_PIPE));
+    Ok((r, w))
+}
+
 /// Prints the ready line on stdout and points stdout at /dev/null, so the
 /// daemon's read of the pipe ends.
 fn announce(ready: &Ready) {
@@ -100,8 +112,8 @@ pub(super) fn run(state_dir: &Path, cfg: &ShimConfig) -> Result<(), RuntimeError
                 .map_err(|e| RuntimeError::io("open", "/dev/null", e))?;
             io.stdin = Some(null.into());
         }
-        let (or, ow) = pipe()?;
-        let (er, ew) = pipe()?;
+        let (or, ow) = output_pipe()?;
+        let (er, ew) = output_pipe()?;
         io.stdout = Some(ow);
         io.stderr = Some(ew);
         outputs.push(Output {

@@ -121,6 +121,7 @@ pub(super) fn run_monitor(
         h.pid, h.started, h.control, outputs, master, stdin, log, h.cgroup,
     );
     shim.reap();
+    crate::sys::shed_startup_pages();
     shim.serve(&listener, &sigfd, &h.state_dir);
     Ok(())
 }

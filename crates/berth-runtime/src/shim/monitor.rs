@@ -32,6 +32,8 @@ const RECHECK_MS: u16 = 1000;
 /// Stop reading container output while a daemon connection has this much
 /// unsent: a slow reader slows the container instead of growing memory.
 const BACKPRESSURE: usize = 4 << 20;
+/// Largest output frame sent to the daemon.
+const OUTPUT_FRAME: usize = 64 << 10;
 
 pub(super) struct Client {
     stream: UnixStream,
@@ -145,7 +147,8 @@ fn now_rfc3339() -> String {
 
 impl Shim {
     pub(super) fn serve(&mut self, listener: &UnixListener, sigfd: &SignalFd, state_dir: &Path) {
-        let mut buf = vec![0u8; 64 * 1024];
+        // As big as an output pipe: one read empties it.
+        let mut buf = vec![0u8; 512 * 1024];
         loop {
             if self.exit.is_some() && (self.shutdown || self.clients.is_empty()) {
                 return;
@@ -326,9 +329,13 @@ impl Shim {
         if !self.clients.iter().any(|c| c.output) {
             return;
         }
-        let frame = protocol::encode(stream, data);
-        for c in self.clients.iter_mut().filter(|c| c.output) {
-            c.send(&frame);
+        // The daemon's queues count frames: 64 KiB ones keep its memory
+        // bounded as documented there (driver::SHIM_QUEUE).
+        for piece in data.chunks(OUTPUT_FRAME) {
+            let frame = protocol::encode(stream, piece);
+            for c in self.clients.iter_mut().filter(|c| c.output) {
+                c.send(&frame);
+            }
         }
     }
 
