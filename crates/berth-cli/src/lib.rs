@@ -25,7 +25,7 @@ mod usage;
 use std::ffi::OsString;
 use std::sync::Arc;
 
-use clap::{CommandFactory, Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use client::{Client, ClientError, Host, DEFAULT_HOST};
 use commands::attach::AttachArgs;
@@ -309,9 +309,14 @@ enum ImageCmd {
 /// Runs the client with `args` (the program name first) and returns the
 /// process exit code.
 pub fn main(args: Vec<OsString>) -> i32 {
-    let cli = match Cli::try_parse_from(&args) {
+    let root = usage::docker_layout(Cli::command());
+    let cli = match root
+        .clone()
+        .try_get_matches_from(&args)
+        .and_then(|m| Cli::from_arg_matches(&m))
+    {
         Ok(cli) => cli,
-        Err(e) => return usage::report(e, &Cli::command(), &args),
+        Err(e) => return usage::report(e, &root, &args),
     };
     if !matches!(
         cli.log_level.to_lowercase().as_str(),
@@ -328,7 +333,7 @@ pub fn main(args: Vec<OsString>) -> i32 {
         );
     }
     let Some(command) = cli.command else {
-        let _ = Cli::command().print_help();
+        let _ = root.clone().print_help();
         return 0;
     };
     // Completion scripts come from the parser's definition: no daemon needed.

@@ -437,6 +437,48 @@ fn help_cmd_is_cmd_dash_dash_help() {
     assert_eq!(String::from_utf8_lossy(&docker.stderr), e.stderr);
 }
 
+/// `--help` in docker's layout: the usage line first, with the same words
+/// as docker's, then the description, then the options or commands.
+#[test]
+fn help_is_in_docker_s_layout() {
+    for path in [
+        &["ps"][..],
+        &["run"],
+        &["container", "ls"],
+        &["image", "rm"],
+        &["logs"],
+    ] {
+        let mut args = path.to_vec();
+        args.push("--help");
+        let ours = berth_offline(&args).ok().to_string();
+        let docker = Command::new(common::docker_bin())
+            .args(&args)
+            .output()
+            .unwrap();
+        let theirs = String::from_utf8_lossy(&docker.stdout).into_owned();
+        let usage = |s: &str| {
+            s.lines()
+                .next()
+                .unwrap_or("")
+                .replacen("docker", "berth", 1)
+        };
+        assert_eq!(usage(&ours), usage(&theirs), "{path:?}");
+        let about = |s: &str| s.lines().nth(2).unwrap_or("").to_string();
+        assert_eq!(about(&ours), about(&theirs), "{path:?}");
+        assert!(ours.contains("\nOptions:\n"), "{ours}");
+    }
+    let group = berth_offline(&["container", "--help"]).ok().to_string();
+    assert!(
+        group.starts_with("Usage:  berth container COMMAND\n\nManage containers\n\nCommands:\n"),
+        "{group}"
+    );
+    let root = berth_offline(&["--help"]).ok().to_string();
+    assert!(
+        root.starts_with("Usage:  berth [OPTIONS] COMMAND\n"),
+        "{root}"
+    );
+}
+
 /// docker's `<object> <verb>` spellings (verbs and their aliases), read
 /// from the docker CLI's own help.
 fn docker_spellings() -> Vec<Vec<String>> {
