@@ -712,3 +712,87 @@ fn network_inspect_verbose_is_plain_for_local_networks() {
     d.docker(&["rm", "-f", "member"]).ok();
     d.docker(&["network", "rm", "vnet"]).ok();
 }
+
+/// Processes of this test's daemon: it, its shims (their command lines
+/// name its directory) and everything below them. Other tests' containers
+/// come and go meanwhile; they are not counted.
+fn our_processes(d: &Daemon) -> usize {
+    let root = d.dir.path().to_string_lossy().into_owned();
+    let procs: Vec<(u32, u32, String)> = std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| {
+            let pid: u32 = e.file_name().to_string_lossy().parse().ok()?;
+            let stat = std::fs::read_to_string(e.path().join("stat")).ok()?;
+            let ppid = stat
+                .rsplit_once(')')?
+                .1
+                .split_whitespace()
+                .nth(1)?
+                .parse()
+                .ok()?;
+            let cmd = std::fs::read(e.path().join("cmdline")).ok()?;
+            Some((pid, ppid, String::from_utf8_lossy(&cmd).into_owned()))
+        })
+        .collect();
+    let mut ours: std::collections::HashSet<u32> = procs
+        .iter()
+        .filter(|(_, _, cmd)| cmd.contains(&root))
+        .map(|(pid, _, _)| *pid)
+        .collect();
+    loop {
+        let below: Vec<u32> = procs
+            .iter()
+            .filter(|(pid, ppid, _)| !ours.contains(pid) && ours.contains(ppid))
+            .map(|(pid, _, _)| *pid)
+            .collect();
+        if below.is_empty() {
+            return ours.len();
+        }
+        ours.extend(below);
+    }
+}
+
+/// A block of `n` host ports on 127.0.0.1 that were all free a moment ago.
+fn free_port_range(n: u16) -> u16 {
+    for attempt in 0..50u32 {
+        let base = 20000 + ((std::process::id() + attempt * 7919) % 40) as u16 * 1000;
+        if (base..base + n).all(|p| TcpListener::bind(("127.0.0.1", p)).is_ok()) {
+            return base;
+        }
+    }
+    panic!("no free block of {n} ports");
+}
+
+/// Publishing is kernel forwarding only: a 1000-port range adds no process
+/// beyond what any container has (its shim and its own processes), and a
+/// port inside the range answers.
+#[test]
+fn a_thousand_published_ports_add_no_process() {
+    let d = Daemon::start();
+    d.busybox();
+    let before = our_processes(&d);
+    httpd(&d, "plain", &[]);
+    let with_plain = our_processes(&d);
+    let base = free_port_range(1000);
+    let range = format!("127.0.0.1:{base}-{}:8000-8999", base + 999);
+    d.docker(&[
+        "run", "-d", "--name", "many", "-p", &range, "busybox", "httpd", "-f", "-p", "8500", "-h",
+        "/etc",
+    ])
+    .ok();
+    let with_many = our_processes(&d);
+    let body = http_get_retry(base + 500, "/hostname");
+    assert!(body.contains("200 OK"), "{body}");
+    // Each container costs the same few processes, published ports or not.
+    let plain_cost = with_plain - before;
+    let many_cost = with_many - with_plain;
+    assert!(plain_cost >= 2, "shim and httpd not seen: {plain_cost}");
+    assert_eq!(
+        many_cost, plain_cost,
+        "a plain container added {plain_cost} processes, one with 1000 ports {many_cost}"
+    );
+    let ports = d.docker(&["port", "many"]).ok().lines().count();
+    assert_eq!(ports, 1000);
+    d.docker(&["rm", "-f", "plain", "many"]).ok();
+}

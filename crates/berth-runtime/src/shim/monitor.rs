@@ -32,6 +32,11 @@ const RECHECK_MS: u16 = 1000;
 /// Stop reading container output while a daemon connection has this much
 /// unsent: a slow reader slows the container instead of growing memory.
 const BACKPRESSURE: usize = 4 << 20;
+/// A read of output shorter than this came from a writer sending small
+/// pieces (see the nap in `serve`).
+const FLOOD_READ: usize = 64 << 10;
+/// How long to let such a writer fill the pipe before reading again.
+const TRICKLE_NAP: Duration = Duration::from_micros(500);
 /// Largest output frame sent to the daemon.
 const OUTPUT_FRAME: usize = 64 << 10;
 
@@ -225,6 +230,7 @@ impl Shim {
             }
             // Outputs: read what is there; EOF or error closes that stream.
             let mut closed = Vec::new();
+            let mut trickle = false;
             for (i, flags) in ready[idx..idx + n_out].iter().enumerate() {
                 if flags.is_empty() {
                     continue;
@@ -233,7 +239,10 @@ impl Shim {
                 let stream = self.outputs[i].stream;
                 match nix::unistd::read(fd, &mut buf) {
                     Ok(0) => closed.push(i),
-                    Ok(n) => self.output(stream, &buf[..n]),
+                    Ok(n) => {
+                        trickle |= n < FLOOD_READ;
+                        self.output(stream, &buf[..n]);
+                    }
                     Err(Errno::EAGAIN) | Err(Errno::EINTR) => {}
                     // EIO: the pty's last slave closed.
                     Err(_) => closed.push(i),
@@ -244,6 +253,14 @@ impl Shim {
             }
             if let Some(l) = &mut self.log {
                 l.flush(false);
+            }
+            // A writer that sends small pieces (stdio's 4 KiB) would wake
+            // us for each: after a small read of a pipe, give it a moment
+            // to put more in. Under a flood this cuts the wake-ups (and the
+            // time) by a third; a quiet process's output waits 0.5 ms at
+            // most. Not for a terminal, whose echo must be immediate.
+            if trickle && self.master.is_none() {
+                std::thread::sleep(TRICKLE_NAP);
             }
             idx += n_out;
             if stdin_slot && !ready[idx].is_empty() {
