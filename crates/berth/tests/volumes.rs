@@ -465,3 +465,28 @@ fn docker_cli_volume_flags() {
     d.docker(&["rm", "-v", "dc"]).ok();
     d.docker(&["volume", "rm", "dv"]).ok();
 }
+
+/// `POST /volumes/prune`: from API 1.42 only anonymous volumes go unless
+/// `all=true`; older clients get dockerd's old answer, every unused volume.
+#[test]
+fn volume_prune_follows_the_api_version() {
+    let d = Daemon::start();
+    d.busybox();
+    d.berth(&["volume", "create", "named1"]).ok();
+    d.berth(&["run", "--name", "anon", "-v", "/data", "busybox", "true"])
+        .ok();
+    d.berth(&["rm", "anon"]).ok();
+    let names = |r: common::HttpResponse| -> Vec<String> {
+        assert_eq!(r.status, 200, "{}", r.body_string());
+        let v = r.json();
+        v["VolumesDeleted"]
+            .as_array()
+            .map(|a| a.iter().map(|n| n.as_str().unwrap().to_string()).collect())
+            .unwrap_or_default()
+    };
+    let new = names(d.request("POST", "/v1.45/volumes/prune", None).unwrap());
+    assert_eq!(new.len(), 1, "only the anonymous volume: {new:?}");
+    assert!(!new.contains(&"named1".to_string()));
+    let old = names(d.request("POST", "/v1.41/volumes/prune", None).unwrap());
+    assert_eq!(old, vec!["named1".to_string()]);
+}

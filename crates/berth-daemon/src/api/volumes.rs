@@ -95,14 +95,21 @@ pub(super) async fn remove(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-/// `all=true` (API ≥ 1.42) prunes named volumes too; `label` and
+/// From API 1.42 only anonymous volumes go unless `all=true`; before, as
+/// dockerd does for older clients, every unused volume goes. `label` and
 /// `label!` select.
-pub(super) async fn prune(State(d): State<Arc<Daemon>>, q: Query) -> Result<Json<Value>> {
+pub(super) async fn prune(
+    State(d): State<Arc<Daemon>>,
+    version: Option<axum::Extension<super::RequestedVersion>>,
+    q: Query,
+) -> Result<Json<Value>> {
     let f = q.filters()?;
     if let Some(k) = f.unknown_key(&["label", "label!", "all"]) {
         return Err(DaemonError::BadRequest(format!("invalid filter '{k}'")));
     }
-    let all = bool_filter("all", f.get("all"))?.unwrap_or(false);
+    let old_api = super::attach::api_version(version.as_ref().map(|v| &v.0))
+        < berth_api::version::ApiVersion(1, 42);
+    let all = bool_filter("all", f.get("all"))?.unwrap_or(old_api);
     let labels = f.get("label").to_vec();
     let not_labels = f.get("label!").to_vec();
     let (names, bytes) = blocking(move || {
