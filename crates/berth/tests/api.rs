@@ -216,3 +216,33 @@ fn running_container_survives_daemon_kill9() {
         "exited 9\n"
     );
 }
+
+/// Many creates at once (each looks through every container for its name
+/// while others are being added) all finish: the container list once
+/// locked two records at a time and deadlocked under this load.
+#[test]
+fn parallel_creates_all_finish() {
+    let d = Daemon::start();
+    d.busybox();
+    std::thread::scope(|s| {
+        for t in 0..16 {
+            let d = &d;
+            s.spawn(move || {
+                for i in 0..32 {
+                    let r = d
+                        .request(
+                            "POST",
+                            &format!("/v1.41/containers/create?name=par-{t}-{i}"),
+                            Some(br#"{"Image":"busybox","Cmd":["true"]}"#),
+                        )
+                        .unwrap();
+                    assert_eq!(r.status, 201, "{}", r.body_string());
+                }
+            });
+        }
+    });
+    let r = d
+        .request("GET", "/v1.41/containers/json?all=1", None)
+        .unwrap();
+    assert_eq!(r.json().as_array().unwrap().len(), 16 * 32);
+}

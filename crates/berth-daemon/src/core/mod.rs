@@ -228,7 +228,9 @@ impl Daemon {
             .values()
             .cloned()
             .collect();
-        v.sort_by(|a, b| a.rec().created.cmp(&b.rec().created));
+        // One record locked at a time: comparing two under both locks
+        // deadlocks when two callers sort the same pair the other way round.
+        v.sort_by_cached_key(|c| c.rec().created.clone());
         v
     }
 
