@@ -32,18 +32,7 @@ B() { BERTH_NO_AUTOSTART=1 "$berth" -H "unix://$sock" "$@"; }
 B import -c 'CMD ["sh"]' "$small_fx" busybox:latest >/dev/null
 B load -q -i "$big_fx" >/dev/null
 
-# ms timings of a command run $runs times; prints "min median".
-measure() {
-  local ts=()
-  for _ in $(seq "$runs"); do
-    local t0 t1
-    t0=$(date +%s%N)
-    "$@" >/dev/null 2>&1
-    t1=$(date +%s%N)
-    ts+=($(( (t1 - t0) / 1000 )))
-  done
-  printf '%s\n' "${ts[@]}" | sort -n | awk '{a[NR]=$1} END {printf "%.1f %.1f\n", a[1]/1000, a[int((NR+1)/2)]/1000}'
-}
+. bench/lib.sh
 create_rm() { local id; id=$(B create "$1" true) && B rm "$id" >/dev/null; }
 
 printf '%-34s %10s %10s\n' "measure" "min ms" "median ms"
