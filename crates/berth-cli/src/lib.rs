@@ -19,6 +19,7 @@ mod autostart;
 mod client;
 mod commands;
 mod format;
+mod help;
 mod tty;
 mod usage;
 
@@ -35,6 +36,7 @@ use commands::cp::CpArgs;
 use commands::create::CreateArgs;
 use commands::events::EventsArgs;
 use commands::exec::ExecArgs;
+use commands::export::ExportArgs;
 use commands::image_io::{ImportArgs, LoadArgs, PullArgs, SaveArgs};
 use commands::images::{HistoryArgs, ImagesArgs, RmiArgs, TagArgs};
 use commands::inspect::{InspectArgs, TypedInspectArgs};
@@ -158,6 +160,8 @@ enum Command {
     Events(EventsArgs),
     /// Execute a command in a running container
     Exec(ExecArgs),
+    /// Export a container's filesystem as a tar archive
+    Export(ExportArgs),
     /// Show the history of an image
     History(HistoryArgs),
     /// Import the contents from a tarball to create a filesystem image
@@ -216,6 +220,8 @@ enum ContainerCmd {
     Diff(DiffArgs),
     /// Execute a command in a running container
     Exec(ExecArgs),
+    /// Export a container's filesystem as a tar archive
+    Export(ExportArgs),
     /// Display detailed information on one or more containers
     Inspect(TypedInspectArgs),
     /// Kill one or more running containers
@@ -266,7 +272,7 @@ enum BuilderCmd {
 
 #[derive(Debug, Subcommand)]
 enum SystemCmd {
-    /// Show docker disk usage
+    /// Show berth disk usage
     Df(commands::prune::DfArgs),
     /// Remove unused data
     Prune(commands::prune::PruneArgs),
@@ -309,7 +315,7 @@ enum ImageCmd {
 /// Runs the client with `args` (the program name first) and returns the
 /// process exit code.
 pub fn main(args: Vec<OsString>) -> i32 {
-    let root = usage::docker_layout(Cli::command());
+    let root = Cli::command();
     let cli = match root
         .clone()
         .try_get_matches_from(&args)
@@ -579,6 +585,10 @@ async fn dispatch(ctx: &Ctx, command: Command) -> CmdResult {
             cmd: ContainerCmd::Commit(a),
         } => commands::commit::commit(ctx, &a, "container commit").await,
         Command::Diff(a) => commands::commit::diff(ctx, &a, "diff").await,
+        Command::Export(a) => commands::export::export(ctx, &a, "export").await,
+        Command::Container {
+            cmd: ContainerCmd::Export(a),
+        } => commands::export::export(ctx, &a, "container export").await,
         Command::Container {
             cmd: ContainerCmd::Diff(a),
         } => commands::commit::diff(ctx, &a, "container diff").await,

@@ -126,41 +126,6 @@ fn flag_names(sub: Option<&clap::Command>, shown: &str) -> String {
     }
 }
 
-/// Gives every command docker's help layout: the usage line first (in
-/// docker's words, see [`usage_line`]), then the description, then the
-/// options or the subcommands. `--help` and `help CMD` both print it.
-pub(crate) fn docker_layout(root: clap::Command) -> clap::Command {
-    layout(root, "")
-}
-
-fn layout(cmd: clap::Command, path: &str) -> clap::Command {
-    let full = match path {
-        "" => "berth".to_string(),
-        p => format!("berth {p}"),
-    };
-    let template = match (path, cmd.has_subcommands()) {
-        ("", _) => "Usage:  berth [OPTIONS] COMMAND\n\n{about}\n\nCommands:\n{subcommands}\n\n\
-                    Global Options:\n{options}\n\n\
-                    Run 'berth COMMAND --help' for more information on a command.\n"
-            .to_string(),
-        (_, true) => format!(
-            "Usage:  {full} COMMAND\n\n{{about}}\n\nCommands:\n{{subcommands}}\n\n\
-             Run '{full} COMMAND --help' for more information on a command.\n"
-        ),
-        (_, false) => format!(
-            "Usage:  {full} {}\n\n{{about}}\n\nOptions:\n{{options}}\n",
-            usage_line(path)
-        ),
-    };
-    cmd.help_template(template).mut_subcommands(|sub| {
-        let sub_path = match path {
-            "" => sub.get_name().to_string(),
-            p => format!("{p} {}", sub.get_name()),
-        };
-        layout(sub, &sub_path)
-    })
-}
-
 /// Prints a clap parse failure as docker would and returns the exit code.
 pub(crate) fn report(e: clap::Error, root: &clap::Command, args: &[OsString]) -> i32 {
     let path = command_path(root, args);
@@ -179,9 +144,27 @@ pub(crate) fn report(e: clap::Error, root: &clap::Command, args: &[OsString]) ->
         .try_fold(root, |c, name| c.find_subcommand(name));
     let sub = if path.is_empty() { Some(root) } else { sub };
     let message = match e.kind() {
-        ErrorKind::DisplayHelp
-        | ErrorKind::DisplayVersion
-        | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+        ErrorKind::DisplayHelp | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            // `help CMD` names the command after `help`.
+            let path = match first_word(args).as_deref() {
+                Some("help") => {
+                    let mut rest = args.to_vec();
+                    if let Some(i) = rest.iter().position(|a| a == "help") {
+                        rest.remove(i);
+                    }
+                    command_path(root, &rest)
+                }
+                _ => path,
+            };
+            match crate::help::render(root, &path) {
+                Some(text) => print!("{text}"),
+                None => {
+                    let _ = e.print();
+                }
+            }
+            return 0;
+        }
+        ErrorKind::DisplayVersion => {
             let _ = e.print();
             return 0;
         }

@@ -207,6 +207,56 @@ impl Root {
         b.into_inner()?.flush()
     }
 
+    /// Writes what is under the root (not the root itself) as a tar whose
+    /// names are relative to it: `bin/`, `bin/sh` (`docker export`).
+    pub fn write_contents_tar<W: Write>(&self, w: W) -> io::Result<()> {
+        let mut b = tar::Builder::new(w);
+        b.follow_symlinks(false);
+        let top = open_trusted_dir(&self.root)?;
+        self.append_children(&mut b, &top, "/", None)?;
+        b.into_inner()?.flush()
+    }
+
+    /// Appends the entries of directory `f` (container path `virt`) under
+    /// the tar name `prefix` (`None`: at the top), in name order.
+    fn append_children<W: Write>(
+        &self,
+        b: &mut tar::Builder<W>,
+        f: &File,
+        virt: &str,
+        prefix: Option<&str>,
+    ) -> io::Result<()> {
+        let mut names: Vec<_> = std::fs::read_dir(fd_path(f))?
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        for child in names {
+            let (cf, cvirt) = match self.child(f, virt, &child) {
+                Ok(x) => x,
+                // Gone since the listing: the container changed it.
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(e),
+            };
+            let cmeta = cf.metadata()?;
+            let target = if cmeta.file_type().is_symlink() {
+                Some(
+                    std::fs::read_link(fd_path(f).join(&child))?
+                        .to_string_lossy()
+                        .into_owned(),
+                )
+            } else {
+                None
+            };
+            let cname = match prefix {
+                None => child.clone(),
+                Some(p) => format!("{p}/{child}"),
+            };
+            self.append(b, &cf, &cmeta, &cvirt, &cname, target.as_deref())?;
+        }
+        Ok(())
+    }
+
     fn append<W: Write>(
         &self,
         b: &mut tar::Builder<W>,
@@ -227,31 +277,7 @@ impl Root {
                 format!("{name}/")
             };
             b.append_data(&mut h, &dir_name, io::empty())?;
-            let mut names: Vec<_> = std::fs::read_dir(fd_path(f))?
-                .filter_map(|e| e.ok())
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .collect();
-            names.sort();
-            for child in names {
-                let (cf, cvirt) = match self.child(f, virt, &child) {
-                    Ok(x) => x,
-                    // Gone since the listing: the container changed it.
-                    Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-                    Err(e) => return Err(e),
-                };
-                let cmeta = cf.metadata()?;
-                let target = if cmeta.file_type().is_symlink() {
-                    Some(
-                        std::fs::read_link(fd_path(f).join(&child))?
-                            .to_string_lossy()
-                            .into_owned(),
-                    )
-                } else {
-                    None
-                };
-                let cname = format!("{}/{child}", dir_name.trim_end_matches('/'));
-                self.append(b, &cf, &cmeta, &cvirt, &cname, target.as_deref())?;
-            }
+            self.append_children(b, f, virt, Some(dir_name.trim_end_matches('/')))?;
         } else if ft.is_symlink() {
             h.set_size(0);
             let target = match link {

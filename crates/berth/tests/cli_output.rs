@@ -439,6 +439,24 @@ fn help_cmd_is_cmd_dash_dash_help() {
 
 /// `--help` in docker's layout: the usage line first, with the same words
 /// as docker's, then the description, then the options or commands.
+/// `(long name, type word)` of each option line of a help text:
+/// `  -f, --filter filter   Filter…` gives `("filter", "filter")`.
+fn option_types(help: &str) -> Vec<(String, String)> {
+    let Some(options) = help.split("Options:\n").nth(1) else {
+        return Vec::new();
+    };
+    options
+        .lines()
+        .filter_map(|l| {
+            let names = l.split("   ").next()?.trim();
+            let long = names.split("--").nth(1)?;
+            let mut words = long.split(' ');
+            let name = words.next()?.to_string();
+            Some((name, words.next().unwrap_or("").to_string()))
+        })
+        .collect()
+}
+
 #[test]
 fn help_is_in_docker_s_layout() {
     for path in [
@@ -447,6 +465,18 @@ fn help_is_in_docker_s_layout() {
         &["container", "ls"],
         &["image", "rm"],
         &["logs"],
+        &["images"],
+        &["build"],
+        &["exec"],
+        &["events"],
+        &["network", "ls"],
+        &["volume", "rm"],
+        &["cp"],
+        &["export"],
+        &["inspect"],
+        &["commit"],
+        &["stats"],
+        &["system", "df"],
     ] {
         let mut args = path.to_vec();
         args.push("--help");
@@ -455,27 +485,66 @@ fn help_is_in_docker_s_layout() {
             .args(&args)
             .output()
             .unwrap();
-        let theirs = String::from_utf8_lossy(&docker.stdout).into_owned();
-        let usage = |s: &str| {
-            s.lines()
-                .next()
-                .unwrap_or("")
-                .replacen("docker", "berth", 1)
-        };
+        let theirs = String::from_utf8_lossy(&docker.stdout).replace("docker", "berth");
+        let usage = |s: &str| s.lines().next().unwrap_or("").to_string();
         assert_eq!(usage(&ours), usage(&theirs), "{path:?}");
         let about = |s: &str| s.lines().nth(2).unwrap_or("").to_string();
         assert_eq!(about(&ours), about(&theirs), "{path:?}");
-        assert!(ours.contains("\nOptions:\n"), "{ours}");
+        let aliases = |s: &str| {
+            s.split("Aliases:\n")
+                .nth(1)
+                .and_then(|a| a.lines().next())
+                .map(str::to_string)
+        };
+        assert_eq!(aliases(&ours), aliases(&theirs), "{path:?}\n{ours}");
+        // The same options show the same value types (`--filter filter`,
+        // `-n, --tail string`), in docker's sorted order.
+        let ours_types = option_types(&ours);
+        let theirs_types = option_types(&theirs);
+        let shared: Vec<&(String, String)> = ours_types
+            .iter()
+            .filter(|(n, _)| theirs_types.iter().any(|(m, _)| m == n))
+            .collect();
+        assert!(!shared.is_empty(), "{path:?}\n{ours}");
+        for (name, ty) in &shared {
+            let theirs_ty = &theirs_types.iter().find(|(m, _)| m == name).unwrap().1;
+            assert_eq!(ty, theirs_ty, "{path:?} --{name}\n{ours}");
+        }
+        let order: Vec<&String> = shared.iter().map(|(n, _)| n).collect();
+        let mut sorted = order.clone();
+        sorted.sort();
+        assert_eq!(order, sorted, "{path:?}");
+        // No clap-style `<VALUE>` after a flag.
+        assert!(
+            ours.lines()
+                .all(|l| !l.split("   ").next().unwrap_or("").contains('<')),
+            "{path:?}\n{ours}"
+        );
     }
     let group = berth_offline(&["container", "--help"]).ok().to_string();
     assert!(
         group.starts_with("Usage:  berth container COMMAND\n\nManage containers\n\nCommands:\n"),
         "{group}"
     );
+    assert!(group.contains("\n  export      Export a container's filesystem"));
     let root = berth_offline(&["--help"]).ok().to_string();
     assert!(
-        root.starts_with("Usage:  berth [OPTIONS] COMMAND\n"),
+        root.starts_with(
+            "Usage:  berth [OPTIONS] COMMAND\n\nA self-sufficient runtime for containers\n\nCommon Commands:\n  run "
+        ),
         "{root}"
+    );
+    for section in [
+        "\nManagement Commands:\n",
+        "\nCommands:\n",
+        "\nGlobal Options:\n",
+    ] {
+        assert!(root.contains(section), "{root}");
+    }
+    // `help CMD` is `CMD --help`.
+    assert_eq!(
+        berth_offline(&["help", "image", "ls"]).ok(),
+        berth_offline(&["image", "ls", "--help"]).ok()
     );
 }
 
@@ -533,12 +602,8 @@ fn docker_spellings() -> Vec<Vec<String>> {
 
 #[test]
 fn every_docker_object_verb_spelling_works() {
-    // Not in berth yet: `export` (issue 9) and cluster-only `volume update`.
-    let missing = [
-        &["container", "export"][..],
-        &["export"],
-        &["volume", "update"],
-    ];
+    // Not in berth: cluster-only `volume update`.
+    let missing = [&["volume", "update"][..]];
     let spellings = docker_spellings();
     assert!(spellings.len() > 60, "{spellings:?}");
     let mut failed = Vec::new();

@@ -557,3 +557,99 @@ fn daemon_killed_mid_commit_leaves_nothing_half_made() {
         .to_string();
     assert_eq!(out.trim(), "8");
 }
+
+/// Names in a tar file (`tar tf`).
+fn tar_names(path: &std::path::Path) -> Vec<String> {
+    let out = std::process::Command::new("tar")
+        .arg("tf")
+        .arg(path)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "tar tf {}", path.display());
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn export_writes_the_container_filesystem_without_its_mounts() {
+    let d = Daemon::start();
+    d.busybox();
+    d.berth(&[
+        "run",
+        "-d",
+        "--name",
+        "ex1",
+        "-v",
+        "exv:/data",
+        "busybox",
+        "sh",
+        "-c",
+        "echo made > /made && echo vol > /data/v && rm /bin/ls && touch /ready && sleep 1000",
+    ])
+    .ok();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while d.berth(&["exec", "ex1", "test", "-e", "/ready"]).code != 0 {
+        assert!(Instant::now() < deadline, "container never got ready");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    // Running, with -o: the overlay alone (no volume, no /proc contents).
+    let out = d.dir.path().join("running.tar");
+    d.berth(&["export", "-o", out.to_str().unwrap(), "ex1"])
+        .ok();
+    let names = tar_names(&out);
+    for want in [
+        "made",
+        "bin/",
+        "bin/busybox",
+        "etc/passwd",
+        "proc/",
+        "data/",
+    ] {
+        assert!(names.iter().any(|n| n == want), "{want} not in {names:?}");
+    }
+    for gone in ["bin/ls", "data/v", "proc/self", "proc/1/"] {
+        assert!(!names.iter().any(|n| n == gone), "{gone} in export");
+    }
+    assert!(names
+        .iter()
+        .all(|n| !n.starts_with('/') && !n.starts_with("./")));
+
+    // Stopped, with the docker CLI, to stdout; then imported and run.
+    d.berth(&["kill", "ex1"]).ok();
+    let piped = d.dir.path().join("stopped.tar");
+    let status = std::process::Command::new(common::docker_bin())
+        .args(["export", "ex1"])
+        .env("DOCKER_HOST", d.host())
+        .env("DOCKER_CONFIG", d.dir.path().join("docker-config"))
+        .stdout(std::fs::File::create(&piped).unwrap())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert_eq!(tar_names(&piped), names, "stopped export differs");
+    d.berth(&["import", piped.to_str().unwrap(), "exported:1"])
+        .ok();
+    assert_eq!(
+        d.berth(&["run", "--rm", "exported:1", "cat", "/made"]).ok(),
+        "made\n"
+    );
+    assert_ne!(
+        d.berth(&["run", "--rm", "exported:1", "test", "-e", "/bin/ls"])
+            .code,
+        0
+    );
+
+    // Errors in docker's words; a failed -o leaves no file behind.
+    let err = d.berth(&["export", "-o", "/tmp/berth-export-nope.tar", "nosuch"]);
+    assert!(
+        err.fails(1).contains("No such container: nosuch"),
+        "{err:?}"
+    );
+    assert!(!std::path::Path::new("/tmp/berth-export-nope.tar").exists());
+    assert!(d
+        .berth(&["container", "export"])
+        .fails(1)
+        .contains("requires 1 argument"));
+}

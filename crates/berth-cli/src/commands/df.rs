@@ -19,7 +19,7 @@ use crate::format::units::{human_duration, human_size, human_size_with_precision
 /// `berth system df`.
 #[derive(Debug, Clone, Args)]
 #[command(
-    about = "Show docker disk usage",
+    about = "Show berth disk usage",
     override_usage = "berth system df [OPTIONS]"
 )]
 pub(crate) struct DfArgs {

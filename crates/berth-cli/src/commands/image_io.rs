@@ -291,24 +291,43 @@ pub(crate) async fn load(ctx: &Ctx, args: &LoadArgs) -> CmdResult {
 /// stdout or, through a temporary file renamed at the end, to `-o`.
 pub(crate) async fn save(ctx: &Ctx, args: &SaveArgs) -> CmdResult {
     requires_min("save", "[OPTIONS] IMAGE [IMAGE...]", args.images.len(), 1)?;
-    let output = args.output.as_deref().filter(|o| !o.is_empty());
+    let mut query = Query::new();
+    for name in &args.images {
+        query = query.add("names", name.as_str());
+    }
+    download_to(
+        ctx,
+        "/images/get",
+        &query,
+        args.output.as_deref(),
+        "save image",
+    )
+    .await
+}
+
+/// GETs `path` and writes the body (a tar) to the file `output` (atomically)
+/// or to stdout, which must not be a terminal: `save` and `export`.
+pub(crate) async fn download_to(
+    ctx: &Ctx,
+    path: &str,
+    query: &Query,
+    output: Option<&str>,
+    what: &str,
+) -> CmdResult {
+    let output = output.filter(|o| !o.is_empty());
     if output.is_none() && std::io::stdout().is_terminal() {
         anyhow::bail!("cowardly refusing to save to a terminal. Use the -o flag or redirect");
     }
     let mut target = match output {
         Some(path) => Some(
             AtomicFile::create(Path::new(path))
-                .map_err(|e| anyhow::anyhow!("failed to save image: {e}"))?,
+                .map_err(|e| anyhow::anyhow!("failed to {what}: {e}"))?,
         ),
         None => None,
     };
-    let mut query = Query::new();
-    for name in &args.images {
-        query = query.add("names", name.as_str());
-    }
     let resp = ctx
         .client
-        .request(Method::GET, "/images/get", &query, Payload::None, &[])
+        .request(Method::GET, path, query, Payload::None, &[])
         .await?;
     let mut body = resp.into_body();
     while let Some(chunk) = next_chunk(&mut body).await? {

@@ -12,6 +12,7 @@ pub(crate) mod create;
 pub(crate) mod df;
 pub(crate) mod events;
 pub(crate) mod exec;
+pub(crate) mod export;
 pub(crate) mod image_io;
 pub(crate) mod images;
 pub(crate) mod inspect;

@@ -29,7 +29,10 @@ pub(crate) enum VolumeCmd {
     /// Remove unused local volumes
     Prune(PruneArgs),
     /// Remove one or more volumes
-    #[command(visible_alias = "remove")]
+    #[command(
+        visible_alias = "remove",
+        long_about = "Remove one or more volumes. You cannot remove a volume that is in use by a container."
+    )]
     Rm(RmArgs),
 }
 

@@ -1,4 +1,5 @@
-//! `HEAD/GET/PUT /containers/{id}/archive` (`docker cp`).
+//! `HEAD/GET/PUT /containers/{id}/archive` (`docker cp`) and
+//! `GET /containers/{id}/export`.
 
 use std::sync::Arc;
 
@@ -67,16 +68,35 @@ pub(super) async fn get(
     let c = d.container(&id)?;
     let (tx, rx) = mpsc::channel::<std::io::Result<Bytes>>(8);
     let stat = d.archive_get(&c, &path, &id, ChannelWriter(tx)).await?;
-    let body = Body::from_stream(futures_util::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|x| (x, rx))
-    }));
     let resp = (
         StatusCode::OK,
         [(header::CONTENT_TYPE, "application/x-tar")],
-        body,
+        channel_body(rx),
     )
         .into_response();
     Ok(with_stat(resp, &stat))
+}
+
+/// The receiving end of a [`ChannelWriter`] as a response body.
+fn channel_body(rx: mpsc::Receiver<std::io::Result<Bytes>>) -> Body {
+    Body::from_stream(futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|x| (x, rx))
+    }))
+}
+
+pub(super) async fn export(
+    State(d): State<Arc<Daemon>>,
+    Path(id): Path<String>,
+) -> Result<Response> {
+    let c = d.container(&id)?;
+    let (tx, rx) = mpsc::channel::<std::io::Result<Bytes>>(8);
+    d.export(&c, ChannelWriter(tx));
+    Ok((
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/x-tar")],
+        channel_body(rx),
+    )
+        .into_response())
 }
 
 pub(super) async fn put(

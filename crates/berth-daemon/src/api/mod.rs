@@ -129,6 +129,7 @@ fn router(d: Arc<Daemon>) -> Router {
             "/containers/{id}/archive",
             get(archive::get).head(archive::head).put(archive::put),
         )
+        .route("/containers/{id}/export", get(archive::export))
         .route("/commit", post(commit::commit))
         .route("/containers/{id}/changes", get(commit::changes))
         .route("/containers/{id}/start", post(containers::start))

@@ -129,9 +129,21 @@ impl Daemon {
         c: &Arc<Container>,
         f: impl FnOnce(&Root) -> Result<T> + Send + 'static,
     ) -> Result<T> {
+        self.with_root_as(c, true, f).await
+    }
+
+    /// [`Self::with_root`], or with `with_mounts` false the container's own
+    /// filesystem alone (its overlay, even while it runs: no volumes, binds
+    /// or `/proc`), as `docker export` sees it.
+    async fn with_root_as<T: Send + 'static>(
+        self: &Arc<Self>,
+        c: &Arc<Container>,
+        with_mounts: bool,
+        f: impl FnOnce(&Root) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
         let join = |e: tokio::task::JoinError| DaemonError::Internal(format!("worker: {e}"));
         let rec = c.snapshot();
-        if rec.state.status.is_active() && rec.state.pid > 0 {
+        if with_mounts && rec.state.status.is_active() && rec.state.pid > 0 {
             let root = Root::new(format!("/proc/{}/root", rec.state.pid), Vec::new());
             return tokio::task::spawn_blocking(move || f(&root))
                 .await
@@ -154,6 +166,7 @@ impl Daemon {
         let mounts: Vec<(String, PathBuf)> = rec
             .mounts
             .iter()
+            .filter(|_| with_mounts)
             .filter_map(|m| match m.kind.as_str() {
                 "volume" => Some((m.destination.clone(), self.volume_path(&m.name))),
                 "bind" => Some((m.destination.clone(), PathBuf::from(&m.source))),
@@ -222,6 +235,25 @@ impl Daemon {
             }
         });
         Ok(stat)
+    }
+
+    /// `GET /containers/{id}/export`: the container's filesystem as a tar,
+    /// written to `w` by a task that runs on after this returns.
+    pub fn export<W: Write + Send + 'static>(self: &Arc<Self>, c: &Arc<Container>, w: W) {
+        let d = self.clone();
+        let c = c.clone();
+        tokio::spawn(async move {
+            let r = d
+                .with_root_as(&c, false, move |root| {
+                    let w = std::io::BufWriter::with_capacity(256 * 1024, w);
+                    root.write_contents_tar(w)
+                        .map_err(|e| DaemonError::Internal(e.to_string()))
+                })
+                .await;
+            if let Err(e) = r {
+                tracing::warn!(id = %c.id, "export: {e}");
+            }
+        });
     }
 
     /// `PUT /containers/{id}/archive`: extracts a tar into a directory.
