@@ -400,6 +400,14 @@ fn completion_scripts_need_no_daemon_and_load() {
     }
     let e = berth_offline(&["completion", "tcsh"]);
     assert_eq!(e.code, 1, "{e:?}");
+    // --no-descriptions: the same words, none of the texts.
+    let fish = berth_offline(&["completion", "fish"]).ok().to_string();
+    let bare = berth_offline(&["completion", "fish", "--no-descriptions"])
+        .ok()
+        .to_string();
+    assert!(fish.contains("List containers"), "{fish}");
+    assert!(!bare.contains("List containers"), "{bare}");
+    assert!(bare.contains("complete -c berth") && bare.contains("images"));
 }
 
 #[test]

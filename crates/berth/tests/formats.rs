@@ -107,3 +107,53 @@ fn bad_templates_and_filters_fail_before_doing_anything() {
         assert_eq!(theirs.code, ours.code, "{args:?}: {theirs:?}");
     }
 }
+
+#[test]
+fn inspect_templates_see_go_types_as_docker_does() {
+    let d = Daemon::start();
+    d.busybox();
+    d.berth(&["create", "--name", "ty1", "busybox", "true"])
+        .ok();
+    // Nil slices and maps, fields left out of the JSON, `if` on a missing
+    // health, and the errors docker falls back to.
+    for (what, template) in [
+        (
+            "ty1",
+            "{{.Config.Entrypoint}}|{{.HostConfig.Binds}}|{{.HostConfig.CapAdd}}",
+        ),
+        (
+            "ty1",
+            "{{.HostConfig.Tmpfs}}|{{.Config.ExposedPorts}}|{{.Config.OnBuild}}",
+        ),
+        (
+            "ty1",
+            "{{if .State.Health}}unhealthy?{{else}}no check{{end}}",
+        ),
+        (
+            "ty1",
+            "{{with .Config.Healthcheck}}{{.Test}}{{end}}|{{.State.Health}}",
+        ),
+        (
+            "ty1",
+            "{{len .Config.Entrypoint}}|{{json .Config.Entrypoint}}",
+        ),
+        (
+            "ty1",
+            "{{.Config.Labels.nope}}|{{index .Config.Labels \"x\"}}",
+        ),
+        ("ty1", "{{.State.Health.Status}}"),
+        ("ty1", "{{.Nope}}"),
+        (
+            "busybox",
+            "{{.Config.Entrypoint}} {{.Config.Healthcheck}} {{.Parent}}",
+        ),
+    ] {
+        let args = ["inspect", "-f", template, what];
+        let (ours, theirs) = (d.berth(&args), d.docker(&args));
+        assert_eq!(
+            (ours.code, &ours.stdout, ours.stderr.trim()),
+            (theirs.code, &theirs.stdout, theirs.stderr.trim()),
+            "{template}"
+        );
+    }
+}

@@ -22,7 +22,7 @@ To load completions for every new session, execute once:\n\n\
 \tberth completion bash > /etc/bash_completion.d/berth\n\n\
 You will need to start a new shell for this setup to take effect."
     )]
-    Bash,
+    Bash(CompletionOpts),
     /// Generate the autocompletion script for fish
     #[command(
         long_about = "Generate the autocompletion script for the fish shell.\n\n\
@@ -32,12 +32,12 @@ To load completions for every new session, execute once:\n\n\
 \tberth completion fish > ~/.config/fish/completions/berth.fish\n\n\
 You will need to start a new shell for this setup to take effect."
     )]
-    Fish,
+    Fish(CompletionOpts),
     /// Generate the autocompletion script for powershell
     #[command(long_about = "Generate the autocompletion script for powershell.\n\n\
 To load completions in your current shell session:\n\n\
 \tberth completion powershell | Out-String | Invoke-Expression")]
-    Powershell,
+    Powershell(CompletionOpts),
     /// Generate the autocompletion script for zsh
     #[command(
         long_about = "Generate the autocompletion script for the zsh shell.\n\n\
@@ -48,24 +48,46 @@ To load completions for every new session, execute once:\n\n\
 \tberth completion zsh > \"${fpath[1]}/_berth\"\n\n\
 You will need to start a new shell for this setup to take effect."
     )]
-    Zsh,
+    Zsh(CompletionOpts),
+}
+
+/// Options every shell takes.
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct CompletionOpts {
+    /// disable completion descriptions
+    #[arg(long = "no-descriptions")]
+    no_descriptions: bool,
 }
 
 impl CompletionCmd {
-    fn shell(&self) -> Shell {
+    fn shell(&self) -> (Shell, &CompletionOpts) {
         match self {
-            CompletionCmd::Bash => Shell::Bash,
-            CompletionCmd::Fish => Shell::Fish,
-            CompletionCmd::Powershell => Shell::PowerShell,
-            CompletionCmd::Zsh => Shell::Zsh,
+            CompletionCmd::Bash(o) => (Shell::Bash, o),
+            CompletionCmd::Fish(o) => (Shell::Fish, o),
+            CompletionCmd::Powershell(o) => (Shell::PowerShell, o),
+            CompletionCmd::Zsh(o) => (Shell::Zsh, o),
         }
     }
 }
 
+/// `cmd` and everything under it without descriptions.
+fn without_descriptions(cmd: clap::Command) -> clap::Command {
+    cmd.about(None)
+        .long_about(None)
+        .mut_args(|a| a.help(None).long_help(None))
+        .mut_subcommands(without_descriptions)
+}
+
 /// The script for `cmd`'s shell, completing `root` (the whole CLI).
-pub(crate) fn script(cmd: &CompletionCmd, mut root: clap::Command) -> Vec<u8> {
+pub(crate) fn script(cmd: &CompletionCmd, root: clap::Command) -> Vec<u8> {
+    let (shell, opts) = cmd.shell();
+    let mut root = if opts.no_descriptions {
+        without_descriptions(root)
+    } else {
+        root
+    };
     let mut buf = Vec::new();
-    clap_complete::generate(cmd.shell(), &mut root, "berth", &mut buf);
+    clap_complete::generate(shell, &mut root, "berth", &mut buf);
     buf
 }
 

@@ -111,7 +111,7 @@ impl Inspector {
                 let data = Value::from_json(&raw)
                     .map_err(|e| format!("unable to read inspect data: {e}"))?;
                 let text = t
-                    .execute(&data)
+                    .execute_typed(&data)
                     .map_err(|e| format!("template parsing error: {e}"))?;
                 buf.push_str(&text);
                 buf.push('\n');

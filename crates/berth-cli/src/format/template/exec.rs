@@ -8,8 +8,9 @@
 
 use std::cmp::Ordering;
 
+use super::gotypes;
 use super::parse::{Command, Node, Operand, Pipeline};
-use super::value::Value;
+use super::value::{GoNil, Value};
 use super::TemplateError;
 
 const FUNCTIONS: &[&str] = &[
@@ -33,6 +34,8 @@ pub(super) struct Exec<'a> {
     /// The template's name, as Go's errors print it (`version`).
     name: &'a str,
     header: bool,
+    /// Objects stand for docker's inspect structs (see [`gotypes`]).
+    pub(super) typed: bool,
     vars: Vec<(String, Value)>,
     pub(super) out: String,
 }
@@ -43,6 +46,7 @@ impl<'a> Exec<'a> {
             src,
             name,
             header,
+            typed: false,
             vars: vec![("$".into(), root.clone())],
             out: String::new(),
         }
@@ -126,7 +130,7 @@ impl<'a> Exec<'a> {
                             o.sort_by(|a, b| a.0.cmp(&b.0));
                             o.into_iter().map(|(k, v)| (Value::String(k), v)).collect()
                         }
-                        Value::Null => Vec::new(),
+                        Value::Null | Value::Nil(_) => Vec::new(),
                         Value::Number(n) if n.as_i64().is_some() => (0..n.as_i64().unwrap_or(0))
                             .map(|i| (Value::int(i), Value::int(i)))
                             .collect(),
@@ -306,11 +310,29 @@ impl<'a> Exec<'a> {
         // Go's parser places a chain (`.State.Status`, `$m.Source`) at its
         // second part, and its errors name that place.
         let pos = pos + text.get(1..).and_then(|t| t.find('.')).map_or(0, |i| i + 1);
+        let mut parent: Option<&str> = None;
         for name in chain {
+            let in_map = parent.is_some_and(gotypes::is_map);
+            parent = Some(name);
             v = match v {
                 Value::Object(_) | Value::Context(_) => match v.get(name) {
+                    Some(Value::Null) if self.typed => gotypes::typed_null(name),
                     Some(found) => found.clone(),
                     None if self.header => return Ok(Value::str("")),
+                    // A missing key of a typed map: Go's `<no value>`.
+                    None if self.typed && in_map => Value::str("<no value>"),
+                    None if self.typed && matches!(v, Value::Object(_)) => {
+                        match gotypes::omitted(name) {
+                            Some(zero) => zero,
+                            None => {
+                                return Err(self.error(
+                                    pos,
+                                    text,
+                                    format!("map has no entry for key {name:?}"),
+                                ))
+                            }
+                        }
+                    }
                     None if matches!(&v, Value::Context(c) if c.go_map) => Value::str("<no value>"),
                     None if v.method(name).is_some() => {
                         let msg = format!("wrong number of args for {name}: want 1 got 0");
@@ -329,6 +351,8 @@ impl<'a> Exec<'a> {
                     }
                 },
                 _ if self.header => return Ok(Value::str("")),
+                // A key of a nil map[string]string.
+                Value::Nil(GoNil::Map) => Value::str("<no value>"),
                 Value::Null => {
                     return Err(self.error(
                         pos,
@@ -393,7 +417,7 @@ impl<'a> Exec<'a> {
                         let parts: Vec<String> = items.iter().map(Value::to_string).collect();
                         Ok(Value::String(parts.join(&args[1].to_string())))
                     }
-                    Value::Null => Ok(Value::str("")),
+                    Value::Null | Value::Nil(_) => Ok(Value::str("")),
                     other => Err(format!(
                         "wrong type for value; expected []string; got {}",
                         other.type_name()
@@ -456,7 +480,7 @@ impl<'a> Exec<'a> {
                             .get(&k.to_string())
                             .cloned()
                             .unwrap_or_else(|| Value::str("")),
-                        (Value::Null, _) => Value::str(""),
+                        (Value::Null | Value::Nil(_), _) => Value::str(""),
                         (other, _) => {
                             return Err(format!("can't index item of type {}", other.type_name()))
                         }
@@ -471,7 +495,7 @@ impl<'a> Exec<'a> {
                     Value::Array(a) => a.len(),
                     Value::Object(o) => o.len(),
                     Value::Context(c) => c.fields.len(),
-                    Value::Null => 0,
+                    Value::Null | Value::Nil(_) => 0,
                     other => return Err(format!("len of type {}", other.type_name())),
                 };
                 Ok(Value::int(n as i64))
@@ -607,8 +631,8 @@ fn compare(a: &Value, b: &Value) -> Result<Option<Ordering>, String> {
         (Value::Bool(x), Value::Bool(y)) => Ok(if x == y { Some(Ordering::Equal) } else { None }),
         (Value::Null, Value::Null) => Ok(Some(Ordering::Equal)),
         (Value::Null, _) | (_, Value::Null) => Ok(None),
-        (Value::Array(_) | Value::Object(_) | Value::Context(_), _)
-        | (_, Value::Array(_) | Value::Object(_) | Value::Context(_)) => {
+        (Value::Array(_) | Value::Object(_) | Value::Context(_) | Value::Nil(_), _)
+        | (_, Value::Array(_) | Value::Object(_) | Value::Context(_) | Value::Nil(_)) => {
             Err("non-comparable type".into())
         }
         _ => Err("incompatible types for comparison".into()),

@@ -13,8 +13,12 @@
 //! Differences from Go, because the data is JSON rather than Go structs:
 //! `null` prints as `<nil>`, objects print as `map[k:v]`, and a missing key
 //! is an error (as in docker's raw-JSON fallback with `missingkey=error`).
+//! [`Template::execute_typed`] runs as docker's `inspect` does: as on the
+//! typed structs first (nil slices `[]`, omitted fields zero), the raw JSON
+//! when that fails.
 
 mod exec;
+mod gotypes;
 mod parse;
 mod value;
 
@@ -74,6 +78,18 @@ impl Template {
     /// Renders the template with `data` as `.`.
     pub(crate) fn execute(&self, data: &Value) -> Result<String, TemplateError> {
         self.run(data, false)
+    }
+
+    /// Renders as docker's `inspect` does: on the typed structs (see
+    /// [`gotypes`]) and, when that fails, on the raw JSON, whose result or
+    /// error is then the answer.
+    pub(crate) fn execute_typed(&self, data: &Value) -> Result<String, TemplateError> {
+        let mut exec = exec::Exec::new(&self.src, &self.name, data, false);
+        exec.typed = true;
+        match exec.run(data, &self.nodes) {
+            Ok(_) => Ok(exec.out),
+            Err(_) => self.run(data, false),
+        }
     }
 
     /// Renders a table header: `data` maps field names to column titles and
@@ -296,5 +312,30 @@ mod tests {
                 .unwrap(),
             r#"{"ID":"abc"}"#
         );
+    }
+
+    #[test]
+    fn typed_first_as_docker_inspect_does() {
+        let typed = |t: &str| Template::parse(t).unwrap().execute_typed(&data());
+        // Nil slices and maps print as Go prints them, JSON stays null.
+        assert_eq!(typed("{{.Config.Cmd}}").unwrap(), "[]");
+        assert_eq!(typed("{{json .Config.Cmd}}").unwrap(), "null");
+        assert_eq!(typed("{{len .Config.Cmd}}").unwrap(), "0");
+        // Fields docker omits when empty are zero, not errors.
+        assert_eq!(typed("{{if .State.Health}}h{{end}}").unwrap(), "");
+        assert_eq!(typed("{{.State.Health}}").unwrap(), "<nil>");
+        assert_eq!(typed("{{.Config.ExposedPorts}}").unwrap(), "map[]");
+        assert_eq!(typed("{{.Config.Labels.zz}}").unwrap(), "<no value>");
+        // What fails on the structs fails with the raw JSON's error.
+        assert_eq!(
+            typed("{{.State.Health.Status}}").unwrap_err().to_string(),
+            r#"template: :1:8: executing "" at <.State.Health.Status>: map has no entry for key "Health""#
+        );
+        assert_eq!(
+            typed("{{.Nope}}").unwrap_err().to_string(),
+            r#"template: :1:2: executing "" at <.Nope>: map has no entry for key "Nope""#
+        );
+        // Untyped execution is unchanged.
+        assert_eq!(run("{{.Config.Cmd}}"), "<nil>");
     }
 }

@@ -22,11 +22,23 @@ pub(crate) enum Value {
     Array(Vec<Value>),
     /// An object, keys in order.
     Object(Vec<(String, Value)>),
+    /// A typed Go nil that is no pointer: a nil slice (`[]`) or map
+    /// (`map[]`); JSON `null`, false and empty.
+    Nil(GoNil),
     /// A row of a docker formatter context (`ps`, `images`…): its fields,
     /// plus methods that take a key (`{{.Label "k"}}`). As with Go's
     /// `MarshalJSON` on those contexts, its JSON leaves the methods out and
     /// escapes `<`, `>` and `&`.
     Context(Box<Context>),
+}
+
+/// The kind of a [`Value::Nil`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum GoNil {
+    /// A nil slice.
+    Slice,
+    /// A nil map.
+    Map,
 }
 
 /// The fields and keyed methods of a [`Value::Context`].
@@ -151,7 +163,7 @@ impl Value {
     /// are false.
     pub(crate) fn truthy(&self) -> bool {
         match self {
-            Value::Null => false,
+            Value::Null | Value::Nil(_) => false,
             Value::Bool(b) => *b,
             Value::Number(n) => n.as_f64().is_some_and(|f| f != 0.0),
             Value::String(s) => !s.is_empty(),
@@ -168,8 +180,8 @@ impl Value {
             Value::Bool(_) => "bool",
             Value::Number(_) => "json.Number",
             Value::String(_) => "string",
-            Value::Array(_) => "[]interface {}",
-            Value::Object(_) => "map[string]interface {}",
+            Value::Array(_) | Value::Nil(GoNil::Slice) => "[]interface {}",
+            Value::Object(_) | Value::Nil(GoNil::Map) => "map[string]interface {}",
             Value::Context(c) => c.type_name,
         }
     }
@@ -202,6 +214,8 @@ impl fmt::Display for Value {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Value::Null => f.write_str("<nil>"),
+            Value::Nil(GoNil::Slice) => f.write_str("[]"),
+            Value::Nil(GoNil::Map) => f.write_str("map[]"),
             Value::Bool(b) => write!(f, "{b}"),
             Value::Number(n) => write!(f, "{n}"),
             Value::String(s) => f.write_str(s),
@@ -237,7 +251,7 @@ fn fmt_map(f: &mut fmt::Formatter<'_>, pairs: &[(String, Value)]) -> fmt::Result
 impl Serialize for Value {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         match self {
-            Value::Null => s.serialize_unit(),
+            Value::Null | Value::Nil(_) => s.serialize_unit(),
             Value::Bool(b) => s.serialize_bool(*b),
             Value::Number(n) => n.serialize(s),
             Value::String(v) => s.serialize_str(v),
