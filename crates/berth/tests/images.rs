@@ -78,6 +78,17 @@ fn import_with_changes_and_message() {
         .unwrap();
     assert_eq!(r.status, 200);
     assert_eq!(store_contents(&d).0, before.0);
+    // A repository without a tag is tagged `latest`, from either client.
+    let file = common::fixtures().join("busybox-rootfs.tar");
+    d.berth(&["import", file.to_str().unwrap(), "again2"]).ok();
+    d.docker(&["import", file.to_str().unwrap(), "again3"]).ok();
+    let tags = d
+        .berth(&["images", "--format", "{{.Repository}}:{{.Tag}}"])
+        .ok()
+        .to_string();
+    for want in ["again:latest", "again2:latest", "again3:latest"] {
+        assert!(tags.lines().any(|l| l == want), "{want} not in {tags}");
+    }
 }
 
 #[test]

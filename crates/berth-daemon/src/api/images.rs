@@ -61,6 +61,8 @@ fn import_target(src: &str, q: &Query) -> Result<Option<Reference>> {
     let r = Reference::parse_normalized(repo).map_err(bad)?;
     Ok(Some(match q.get("tag").filter(|t| !t.is_empty()) {
         Some(t) => r.with_tag(t).map_err(bad)?,
+        // `import FILE repo` tags `repo:latest`, as dockerd does.
+        None if r.is_name_only() => r.with_tag("latest").map_err(bad)?,
         None => r,
     }))
 }
