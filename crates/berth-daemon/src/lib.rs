@@ -96,6 +96,9 @@ async fn bind(socket: &Path, group: Option<&str>) -> Result<UnixListener, Daemon
     Ok(l)
 }
 
+/// How long open API connections may run on after SIGTERM.
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(3);
+
 /// Runs the daemon until SIGTERM or SIGINT. Containers keep running after
 /// it stops; the next daemon reconnects to them.
 pub async fn run(cfg: DaemonConfig) -> Result<(), DaemonError> {
@@ -114,7 +117,8 @@ pub async fn run(cfg: DaemonConfig) -> Result<(), DaemonError> {
     tracing::info!(socket = %socket.display(), data_root = %d.cfg.data_root.display(), "berth daemon listening");
     let cgroup_parent = format!("/{}", d.cfg.cgroup_parent);
     let service = api::service(d.clone());
-    let shutdown = async {
+    let (stopping_tx, mut stopping) = tokio::sync::watch::channel(false);
+    let shutdown = async move {
         let mut term =
             tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
         let term = async {
@@ -130,14 +134,27 @@ pub async fn run(cfg: DaemonConfig) -> Result<(), DaemonError> {
             _ = term => {}
         }
         tracing::info!("shutting down (containers keep running)");
+        let _ = stopping_tx.send(true);
     };
     use axum::ServiceExt;
-    let served = axum::serve(
+    let serve = axum::serve(
         listener,
         ServiceExt::<axum::extract::Request>::into_make_service(service),
     )
-    .with_graceful_shutdown(shutdown)
-    .await;
+    .with_graceful_shutdown(shutdown);
+    // Streams that never end on their own (`events`, `logs -f`, an attach)
+    // must not hold the daemon: they get a few seconds, as with dockerd.
+    let grace = async {
+        let _ = stopping.wait_for(|s| *s).await;
+        tokio::time::sleep(SHUTDOWN_GRACE).await;
+    };
+    let served = tokio::select! {
+        r = serve => r,
+        _ = grace => {
+            tracing::warn!("connections still open after {SHUTDOWN_GRACE:?}: closing them");
+            Ok(())
+        }
+    };
     d.shutdown_networking().await;
     let _ = std::fs::remove_file(&socket);
     let _ = std::fs::remove_file(&pid_file);

@@ -246,3 +246,38 @@ fn parallel_creates_all_finish() {
         .unwrap();
     assert_eq!(r.json().as_array().unwrap().len(), 16 * 32);
 }
+
+/// SIGTERM stops the daemon even while clients hold streams that never end
+/// on their own (`events`, `logs -f`), and the container keeps running for
+/// the next daemon.
+#[test]
+fn sigterm_with_open_streams_still_stops() {
+    let mut d = Daemon::start();
+    d.busybox();
+    let id = d
+        .berth(&["run", "-d", "busybox", "sh", "-c", "echo up; sleep 300"])
+        .ok()
+        .trim()
+        .to_string();
+    let follow = |args: &[&str]| {
+        std::process::Command::new(common::berth_bin())
+            .args(["-H", &d.host()])
+            .args(args)
+            .env("BERTH_NO_AUTOSTART", "1")
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let mut events = follow(&["events"]);
+    let mut logs = follow(&["logs", "-f", &id]);
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let took = d.term(std::time::Duration::from_secs(15));
+    let _ = (events.kill(), logs.kill(), events.wait(), logs.wait());
+    let took = took.expect("daemon still running 15 s after SIGTERM");
+    assert!(took < std::time::Duration::from_secs(10), "took {took:?}");
+    d.restart();
+    assert_eq!(
+        d.berth(&["inspect", "-f", "{{.State.Status}}", &id]).ok(),
+        "running\n"
+    );
+}

@@ -175,6 +175,23 @@ impl Daemon {
         }
     }
 
+    /// Stops the daemon with SIGTERM; returns how long it took to exit
+    /// (`None`: still running after `limit`, then killed).
+    pub fn term(&mut self, limit: Duration) -> Option<Duration> {
+        let mut c = self.child.take()?;
+        let start = Instant::now();
+        let _ = nix_kill_term(c.id());
+        while start.elapsed() < limit {
+            if let Ok(Some(_)) = c.try_wait() {
+                return Some(start.elapsed());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = c.kill();
+        let _ = c.wait();
+        None
+    }
+
     /// Starts the daemon again on the same roots.
     pub fn restart(&mut self) {
         self.kill9();
