@@ -95,6 +95,15 @@ fn stop_signals_and_timeouts() {
     assert_eq!(d.docker(&["wait", "kk"]).ok(), "3\n");
     let e = d.docker(&["kill", "kk"]);
     assert!(e.fails(1).contains("is not running"), "{e:?}");
+    // A SIGKILL answers once the container is down: `kill && rm` works.
+    for round in 0..5 {
+        let name = format!("k9-{round}");
+        d.docker(&["run", "-d", "--name", &name, "busybox", "sleep", "300"])
+            .ok();
+        d.docker(&["kill", &name]).ok();
+        assert_eq!(inspect(&d, &name, "{{.State.Status}}"), "exited");
+        d.docker(&["rm", &name]).ok();
+    }
     // restart gives a new process.
     d.docker(&["run", "-d", "--name", "rr", "busybox", "sleep", "300"])
         .ok();

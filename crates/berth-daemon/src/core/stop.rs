@@ -51,9 +51,22 @@ impl Daemon {
             })?;
         c.cancel_restart();
         c.rec().state.manually_stopped = true;
+        let mut lc = c.lifecycle.subscribe();
         client.request(&Request::Kill { signal: sig }).await?;
         self.container_event(c, "kill", &[("signal", &sig.to_string())]);
         self.thaw_if_paused(c).await;
+        if sig == libc::SIGKILL {
+            // As dockerd: a SIGKILL answers once the container is down, so
+            // `kill x && rm x` works.
+            let down = async {
+                while lc.borrow_and_update().running {
+                    if lc.changed().await.is_err() {
+                        break;
+                    }
+                }
+            };
+            let _ = tokio::time::timeout(Duration::from_secs(10), down).await;
+        }
         Ok(())
     }
 
