@@ -36,7 +36,7 @@ pub struct Change {
 }
 
 /// The changes recorded in `upper` over `lowers` (the image's layer dirs,
-/// any order). `skip` lists relative paths the runtime makes (mount points
+/// topmost first). `skip` lists relative paths the runtime makes (mount points
 /// like `etc/hosts`), left out as in [`write_upper_tar`](crate::write_upper_tar).
 pub fn upper_changes(
     upper: &Path,
@@ -75,12 +75,72 @@ fn same_time(a: &Metadata, b: &Metadata) -> bool {
         && (a.mtime_nsec() == b.mtime_nsec() || a.mtime_nsec() == 0 || b.mtime_nsec() == 0)
 }
 
+/// What one layer says of a path.
+enum Lookup {
+    /// It has it.
+    Found(Metadata),
+    /// It hides it from the layers below (whiteout, non-directory parent).
+    Hidden,
+    /// It says nothing of it.
+    Absent,
+    /// A parent is an opaque directory here.
+    Opaque,
+}
+
+/// Looks `rel` up in one layer dir, component by component, following no
+/// link; with `stop_at_opaque`, an opaque parent directory is reported.
+fn in_layer(layer: &Path, rel: &Path, stop_at_opaque: bool) -> Lookup {
+    let parts: Vec<_> = rel.components().collect();
+    let mut path = layer.to_path_buf();
+    for (i, part) in parts.iter().enumerate() {
+        path.push(part);
+        let Ok(md) = fs::symlink_metadata(&path) else {
+            return Lookup::Absent;
+        };
+        if md.file_type().is_char_device() && md.rdev() == 0 {
+            return Lookup::Hidden;
+        }
+        if i + 1 == parts.len() {
+            return Lookup::Found(md);
+        }
+        if !md.is_dir() {
+            return Lookup::Hidden;
+        }
+        if stop_at_opaque && is_opaque(&path) {
+            return Lookup::Opaque;
+        }
+    }
+    Lookup::Absent
+}
+
+/// Whether overlayfs treats the directory as opaque.
+fn is_opaque(dir: &Path) -> bool {
+    xattr::get(dir, "trusted.overlay.opaque")
+        .ok()
+        .flatten()
+        .is_some_and(|v| v == b"y")
+}
+
 impl Walk<'_> {
-    /// The path as the image has it, if it does.
+    /// The path as the image has it, if it does: looked up layer by layer,
+    /// topmost first, as overlayfs merges them. No link on the way is
+    /// followed (a layer's `a -> /etc` must not make `a/passwd` the host's),
+    /// and a whiteout, a non-directory or an opaque directory on the way
+    /// hides what the layers below have.
     fn in_lower(&self, rel: &Path) -> Option<Metadata> {
-        self.lowers
-            .iter()
-            .find_map(|l| fs::symlink_metadata(l.join(rel)).ok())
+        for layer in self.lowers {
+            match in_layer(layer, rel, true) {
+                Lookup::Found(md) => return Some(md),
+                Lookup::Hidden => return None,
+                Lookup::Absent => continue,
+                // Below an opaque directory only this layer counts.
+                Lookup::Opaque => match in_layer(layer, rel, false) {
+                    Lookup::Found(md) => return Some(md),
+                    _ => return None,
+                },
+            }
+        }
+        None
     }
 
     fn dir(&mut self, rel: &Path) -> Result<(), ImageError> {
@@ -112,11 +172,7 @@ impl Walk<'_> {
     fn entry(&mut self, rel: &Path, full: &Path, md: &Metadata) -> Result<(), ImageError> {
         let whiteout = md.file_type().is_char_device() && md.rdev() == 0;
         let lower = self.in_lower(rel);
-        let opaque = md.is_dir()
-            && xattr::get(full, "trusted.overlay.opaque")
-                .ok()
-                .flatten()
-                .is_some_and(|v| v == b"y");
+        let opaque = md.is_dir() && is_opaque(full);
         let kind = if whiteout || (opaque && lower.is_some()) {
             ChangeKind::Deleted
         } else if let Some(l) = lower {
@@ -228,5 +284,51 @@ mod tests {
             nix::sys::stat::UtimensatFlags::NoFollowSymlink,
         )
         .unwrap();
+    }
+
+    #[test]
+    fn lower_lookup_follows_no_link_and_honours_whiteouts() {
+        let t = tempfile::tempdir().unwrap();
+        let (top, bottom, upper) = (
+            t.path().join("top"),
+            t.path().join("bot"),
+            t.path().join("u"),
+        );
+        // The top layer links `a` to the host's /etc; the container adds
+        // a/passwd (in its own directory a): an addition, not a change.
+        fs::create_dir_all(&top).unwrap();
+        std::os::unix::fs::symlink("/etc", top.join("a")).unwrap();
+        // The bottom layer has gone/f, whited out by the top layer.
+        fs::create_dir_all(bottom.join("gone")).unwrap();
+        fs::write(bottom.join("gone/f"), "x").unwrap();
+        nix::sys::stat::mknod(
+            &top.join("gone"),
+            nix::sys::stat::SFlag::S_IFCHR,
+            nix::sys::stat::Mode::from_bits_truncate(0o600),
+            0,
+        )
+        .unwrap();
+        fs::create_dir_all(upper.join("a")).unwrap();
+        fs::write(upper.join("a/passwd"), "mine").unwrap();
+        fs::create_dir_all(upper.join("gone")).unwrap();
+        fs::write(upper.join("gone/f"), "new").unwrap();
+        let w = Walk {
+            root: &upper,
+            lowers: &[top.clone(), bottom.clone()],
+            skip: &[],
+            changed_dirs: HashSet::new(),
+            out: Vec::new(),
+        };
+        assert!(w
+            .in_lower(Path::new("a"))
+            .is_some_and(|m| m.file_type().is_symlink()));
+        assert!(w.in_lower(Path::new("a/passwd")).is_none());
+        assert!(w.in_lower(Path::new("gone/f")).is_none());
+        // Without the top layer the bottom one shows through.
+        let w2 = Walk {
+            lowers: std::slice::from_ref(&bottom),
+            ..w
+        };
+        assert!(w2.in_lower(Path::new("gone/f")).is_some());
     }
 }
