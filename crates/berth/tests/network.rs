@@ -609,6 +609,65 @@ fn legacy_links_write_hosts_entries_on_the_default_bridge() {
         out.ok(),
         format!("192.0.2.1\tx.test\n{ip}\tdb {host}\nPONG\n")
     );
+    // Docker's link variables: ports (TCP first), the name, the linked
+    // container's own variables but PATH and HOME; exec sees them too.
+    d.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "db2",
+        "--expose",
+        "5432",
+        "--expose",
+        "53/udp",
+        "-e",
+        "PGUSER=me",
+        "busybox",
+        "sleep",
+        "60",
+    ])
+    .ok();
+    let ip3 = inspect(&d, "db2", "{{.NetworkSettings.IPAddress}}");
+    d.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "webenv",
+        "--link",
+        "db2:my-db",
+        "busybox",
+        "sleep",
+        "60",
+    ])
+    .ok();
+    let env = d.docker(&["exec", "webenv", "env"]).ok().to_string();
+    for want in [
+        format!("MY_DB_PORT=tcp://{ip3}:5432"),
+        format!("MY_DB_PORT_5432_TCP=tcp://{ip3}:5432"),
+        format!("MY_DB_PORT_5432_TCP_ADDR={ip3}"),
+        "MY_DB_PORT_5432_TCP_PORT=5432".to_string(),
+        "MY_DB_PORT_5432_TCP_PROTO=tcp".to_string(),
+        format!("MY_DB_PORT_53_UDP=udp://{ip3}:53"),
+        "MY_DB_NAME=/webenv/my-db".to_string(),
+        "MY_DB_ENV_PGUSER=me".to_string(),
+    ] {
+        assert!(env.lines().any(|l| l == want), "{want} not in\n{env}");
+    }
+    assert!(!env.contains("MY_DB_ENV_PATH"), "{env}");
+    // A container's own -e wins over a link's variable.
+    let own = d.berth(&[
+        "run",
+        "--rm",
+        "--link",
+        "db2:my-db",
+        "-e",
+        "MY_DB_NAME=mine",
+        "busybox",
+        "sh",
+        "-c",
+        "echo $MY_DB_NAME",
+    ]);
+    assert_eq!(own.ok(), "mine\n");
     // A container the link names must exist and run; host networking and
     // links do not mix.
     let missing = d.docker(&["run", "--rm", "--link", "nope:n", "busybox", "true"]);

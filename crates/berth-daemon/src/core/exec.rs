@@ -210,6 +210,7 @@ impl Daemon {
             rec.config.env.as_deref().unwrap_or_default(),
             &rec.config.hostname,
             &u.home,
+            &self.link_env(&rec),
             cfg.env.as_deref().unwrap_or_default(),
         );
         let cwd = [cfg.working_dir.as_str(), rec.config.working_dir.as_str()]

@@ -452,6 +452,47 @@ fn parse_link(link: &str) -> Result<(String, String)> {
     Ok((name.to_string(), alias.to_string()))
 }
 
+/// Docker's variables for one link: the first port (TCP first, lowest
+/// number), each port's URL, address, number and protocol, the link's name
+/// and the linked container's own variables (but HOME and PATH).
+fn link_env_vars(
+    parent: &str,
+    alias: &str,
+    ip: IpAddr,
+    ports: &[&str],
+    child_env: &[String],
+) -> Vec<String> {
+    let prefix = alias.to_uppercase().replace('-', "_");
+    let mut ports: Vec<(u16, String)> = ports
+        .iter()
+        .filter_map(|p| {
+            let (num, proto) = p.split_once('/').unwrap_or((p, "tcp"));
+            Some((num.parse().ok()?, proto.to_lowercase()))
+        })
+        .collect();
+    ports.sort_by_key(|p| (p.1 != "tcp", p.0));
+    let mut env = Vec::new();
+    if let Some((port, proto)) = ports.first() {
+        env.push(format!("{prefix}_PORT={proto}://{ip}:{port}"));
+    }
+    for (port, proto) in &ports {
+        let var = format!("{prefix}_PORT_{port}_{}", proto.to_uppercase());
+        env.push(format!("{var}={proto}://{ip}:{port}"));
+        env.push(format!("{var}_ADDR={ip}"));
+        env.push(format!("{var}_PORT={port}"));
+        env.push(format!("{var}_PROTO={proto}"));
+    }
+    env.push(format!("{prefix}_NAME=/{parent}/{alias}"));
+    for e in child_env {
+        if let Some((k, v)) = e.split_once('=') {
+            if k != "HOME" && k != "PATH" {
+                env.push(format!("{prefix}_ENV_{k}={v}"));
+            }
+        }
+    }
+    env
+}
+
 fn host_has_ipv6() -> bool {
     Path::new("/proc/net/if_inet6").exists()
 }
@@ -786,6 +827,19 @@ impl Daemon {
     }
 
     fn link_host(&self, r: &Record, l: &str) -> Result<(String, IpAddr)> {
+        let (alias, cr, ip) = self.link_target(r, l)?;
+        // Docker's alias list: the alias, the linked container's host
+        // name, and its name when the alias is not that.
+        let mut names = format!("{alias} {}", cr.config.hostname);
+        if alias != cr.name {
+            names = format!("{names} {}", cr.name);
+        }
+        Ok((names, ip))
+    }
+
+    /// The linked container of one stored link, its alias and its address
+    /// on the default bridge.
+    fn link_target(&self, r: &Record, l: &str) -> Result<(String, Record, IpAddr)> {
         let n = self.networking()?;
         let bridge_id = n.find("bridge")?.id;
         let (name, alias) = parse_link(l)?;
@@ -802,28 +856,43 @@ impl Daemon {
             .filter(|e| e.network_id == bridge_id)
             .flat_map(|e| e.addresses())
             .find(IpAddr::is_ipv4);
-        let ip = match ip {
-            Some(ip) => ip,
-            None if !cr.state.status.is_active() => {
-                return Err(DaemonError::Conflict(format!(
-                    "Cannot link to a non running container: /{} AS /{}/{alias}",
-                    cr.name, r.name
-                )))
-            }
-            None => {
-                return Err(DaemonError::BadRequest(format!(
-                    "Cannot link to /{}, as it does not belong to the default network",
-                    cr.name
-                )))
-            }
-        };
-        // Docker's alias list: the alias, the linked container's host
-        // name, and its name when the alias is not that.
-        let mut names = format!("{alias} {}", cr.config.hostname);
-        if alias != cr.name {
-            names = format!("{names} {}", cr.name);
+        match ip {
+            Some(ip) => Ok((alias, cr, ip)),
+            None if !cr.state.status.is_active() => Err(DaemonError::Conflict(format!(
+                "Cannot link to a non running container: /{} AS /{}/{alias}",
+                cr.name, r.name
+            ))),
+            None => Err(DaemonError::BadRequest(format!(
+                "Cannot link to /{}, as it does not belong to the default network",
+                cr.name
+            ))),
         }
-        Ok((names, ip))
+    }
+
+    /// The environment Docker gives a container for its legacy links on the
+    /// default bridge (`DB_PORT=tcp://IP:5432`, `DB_NAME=/web/db`,
+    /// `DB_ENV_…`); links that cannot be resolved give none.
+    pub(super) fn link_env(&self, r: &Record) -> Vec<String> {
+        let links = r.host_config.links.as_deref().unwrap_or_default();
+        if links.is_empty() || !r.networks.contains_key("bridge") {
+            return Vec::new();
+        }
+        let mut env = Vec::new();
+        for l in links {
+            let Ok((alias, cr, ip)) = self.link_target(r, l) else {
+                continue;
+            };
+            let ports: Vec<&str> = cr
+                .config
+                .exposed_ports
+                .iter()
+                .flatten()
+                .map(|(k, _)| k.as_str())
+                .collect();
+            let child_env = cr.config.env.as_deref().unwrap_or_default();
+            env.extend(link_env_vars(&r.name, &alias, ip, &ports, child_env));
+        }
+        env
     }
 
     /// The networks of a container in the order they are joined: the one
@@ -1823,6 +1892,38 @@ pub fn network_matches(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn link_variables_as_docker_writes_them() {
+        let ip: IpAddr = "172.17.0.3".parse().unwrap();
+        let env = super::link_env_vars(
+            "web",
+            "my-db",
+            ip,
+            &["53/udp", "5432/tcp", "80/tcp"],
+            &["PATH=/bin".into(), "HOME=/root".into(), "A=b=c".into()],
+        );
+        assert_eq!(
+            env,
+            [
+                "MY_DB_PORT=tcp://172.17.0.3:80",
+                "MY_DB_PORT_80_TCP=tcp://172.17.0.3:80",
+                "MY_DB_PORT_80_TCP_ADDR=172.17.0.3",
+                "MY_DB_PORT_80_TCP_PORT=80",
+                "MY_DB_PORT_80_TCP_PROTO=tcp",
+                "MY_DB_PORT_5432_TCP=tcp://172.17.0.3:5432",
+                "MY_DB_PORT_5432_TCP_ADDR=172.17.0.3",
+                "MY_DB_PORT_5432_TCP_PORT=5432",
+                "MY_DB_PORT_5432_TCP_PROTO=tcp",
+                "MY_DB_PORT_53_UDP=udp://172.17.0.3:53",
+                "MY_DB_PORT_53_UDP_ADDR=172.17.0.3",
+                "MY_DB_PORT_53_UDP_PORT=53",
+                "MY_DB_PORT_53_UDP_PROTO=udp",
+                "MY_DB_NAME=/web/my-db",
+                "MY_DB_ENV_A=b=c",
+            ]
+        );
+    }
+
     use super::*;
 
     #[test]

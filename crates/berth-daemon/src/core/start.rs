@@ -24,6 +24,7 @@ pub(super) fn process_env(
     config_env: &[String],
     hostname: &str,
     home: &str,
+    links: &[String],
     extra: &[String],
 ) -> Vec<String> {
     let mut env: Vec<String> = Vec::new();
@@ -35,7 +36,8 @@ pub(super) fn process_env(
         env.push(DEFAULT_PATH.into());
     }
     env.push(format!("HOSTNAME={hostname}"));
-    for e in config_env.iter().chain(extra) {
+    // Links' variables come before the container's own, which win.
+    for e in links.iter().chain(config_env).chain(extra) {
         let key = e.split('=').next().unwrap_or("");
         env.retain(|x| x.split('=').next() != Some(key));
         env.push(e.clone());
@@ -187,14 +189,15 @@ impl Daemon {
                     })?;
             }
         }
+        let net = self.setup_network(c).await.map_err(internal)?;
+        phase("network ready");
         let env = process_env(
             config.env.as_deref().unwrap_or_default(),
             &config.hostname,
             &u.home,
+            &self.link_env(&rec),
             &[],
         );
-        let net = self.setup_network(c).await.map_err(internal)?;
-        phase("network ready");
         let mut cs = spec_map::container_spec(&self.cfg, &rec, &rootfs, &dir, u, env, cwd);
         cs.binds.extend(mount_binds);
         cs.tmpfs.extend(mount_tmpfs);
