@@ -33,6 +33,7 @@ pub(crate) fn run_as_init() {
     };
     // What `ps` in the container shows as PID 1 (Docker shows docker-init).
     let _ = nix::sys::prctl::set_name(c"berth-init");
+    hide_command_line();
     let Ok(fd) = SignalFd::new(&all) else {
         // Without signals the best left is to wait for the child.
         std::process::exit(wait_for(child));
@@ -56,6 +57,46 @@ pub(crate) fn run_as_init() {
         } else if let Ok(sig) = Signal::try_from(signo) {
             let _ = kill(child, sig);
         }
+    }
+}
+
+/// Overwrites this process's argument strings (the monitor's, naming host
+/// paths: the data root, the binary) with `berth-init`, so that the
+/// container's `ps` does not show them. Best effort: left as they are when
+/// /proc/self cannot be read or written.
+fn hide_command_line() {
+    use std::io::{Seek, SeekFrom, Write};
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return;
+    };
+    // Fields after `(comm)` start at field 3; arg_start and arg_end are
+    // fields 48 and 49 (proc(5)).
+    let Some(rest) = stat.rfind(')').and_then(|i| stat.get(i + 2..)) else {
+        return;
+    };
+    let fields: Vec<&str> = rest.split(' ').collect();
+    let num = |n: usize| fields.get(n - 3).and_then(|f| f.trim().parse::<u64>().ok());
+    let (Some(start), Some(end)) = (num(48), num(49)) else {
+        return;
+    };
+    let Some(len) = end
+        .checked_sub(start)
+        .map(|l| l as usize)
+        .filter(|&l| l > 0)
+    else {
+        return;
+    };
+    let mut args = vec![0u8; len];
+    let name = b"berth-init";
+    let n = name.len().min(len - 1);
+    args[..n].copy_from_slice(&name[..n]);
+    if let Ok(mut mem) = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/proc/self/mem")
+    {
+        let _ = mem
+            .seek(SeekFrom::Start(start))
+            .and_then(|_| mem.write_all(&args));
     }
 }
 

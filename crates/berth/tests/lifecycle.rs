@@ -298,6 +298,13 @@ fn init_reaps_and_forwards() {
         .ok()
         .to_string();
     assert!(ps.lines().nth(1).unwrap().contains("berth-init"), "{ps}");
+    // Its command line names no host path (the monitor's binary, the data
+    // root).
+    let args = d
+        .docker(&["run", "--rm", "--init", "busybox", "cat", "/proc/1/cmdline"])
+        .ok()
+        .to_string();
+    assert_eq!(args.trim_end_matches('\0'), "berth-init", "{args:?}");
     // The orphan is reaped: no zombie stays.
     let ps = d
         .docker(&[
