@@ -11,7 +11,9 @@
 #         gzipped, so the client does no compression) to the registry
 #   pull  skopeo copy from the registry to a dir: layout
 #   get50 50 parallel `curl` GETs of the image's largest blob (~200 MB)
-#   and the server's peak RSS (VmHWM) over the round (the largest shown).
+#   and the server's CPU time during get50 (user + system; unlike the wall
+#   time, it does not depend on what else the machine runs), and its peak
+#   RSS (VmHWM) over the round (the largest shown).
 # Needs a release build: cargo build --release -p berth-registry (or of
 # berth; then `berth registry serve` is measured). BERTH_REGISTRY=PATH
 # picks another berth-registry binary.
@@ -90,11 +92,13 @@ start_ref() {
 
 now() { date +%s%N; }
 peak_mb() { awk '/VmHWM/ { printf "%.0f", $2 / 1024 }' "/proc/$1/status"; }
+# utime + stime of a process, in clock ticks.
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 
 # One round against a fresh server: appends "push_ns pull_ns get50_ns
-# peak_mb" to $work/NAME.times.
+# peak_mb get50_cpu_ticks" to $work/NAME.times.
 round() {
-  local name=$1 t0 push pull get
+  local name=$1 t0 c0 push pull get
   "start_$name"
   t0=$(now)
   sk copy --dest-tls-verify=false "oci:$work/src:v1" "docker://$saddr/bench/big:v1"
@@ -104,9 +108,10 @@ round() {
   sk copy --src-tls-verify=false "docker://$saddr/bench/big:v1" "dir:$work/pull"
   pull=$(( $(now) - t0 ))
   t0=$(now)
+  c0=$(cpu_ticks "$spid")
   seq 50 | xargs -P 50 -I{} curl -sf -o /dev/null "http://$saddr/v2/bench/big/blobs/$big_digest"
   get=$(( $(now) - t0 ))
-  echo "$push $pull $get $(peak_mb "$spid")" >>"$work/$name.times"
+  echo "$push $pull $get $(peak_mb "$spid") $(( $(cpu_ticks "$spid") - c0 ))" >>"$work/$name.times"
   kill "$spid"
   wait "$spid" 2>/dev/null || true
 }
@@ -124,8 +129,10 @@ mbps() { awk -v mb="$1" -v ns="$2" 'BEGIN { printf "%.0f", mb / (ns / 1e9) }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2fx", b / a }'; }
 row() { printf '%-28s %14s %16s %10s\n' "$1" "$2" "$3" "$4"; }
 
-b_push=$(col berth 1); b_pull=$(col berth 2); b_get=$(col berth 3)
-r_push=$(col ref 1); r_pull=$(col ref 2); r_get=$(col ref 3)
+b_push=$(col berth 1); b_pull=$(col berth 2); b_get=$(col berth 3); b_cpu=$(col berth 5)
+r_push=$(col ref 1); r_pull=$(col ref 2); r_get=$(col ref 3); r_cpu=$(col ref 5)
+hz=$(getconf CLK_TCK)
+cpus() { awk -v t="$1" -v hz="$hz" 'BEGIN { printf "%.2f", t / hz }'; }
 blob_mb=$(awk -v b="$size" 'BEGIN { printf "%.1f", b / 1048576 }')
 get_mb=$(awk -v b="$size" 'BEGIN { printf "%.1f", 50 * b / 1048576 }')
 printf '\nimage %s MB (OCI layout, gzipped); largest blob %s MB; median of %s rounds\n\n' "$image_mb" "$blob_mb" "$rounds"
@@ -136,6 +143,7 @@ row "pull (s)" "$(secs "$b_pull")" "$(secs "$r_pull")" "$(ratio "$b_pull" "$r_pu
 row "pull (MB/s)" "$(mbps "$image_mb" "$b_pull")" "$(mbps "$image_mb" "$r_pull")" ""
 row "50 parallel GETs (s)" "$(secs "$b_get")" "$(secs "$r_get")" "$(ratio "$b_get" "$r_get")"
 row "50 parallel GETs (MB/s)" "$(mbps "$get_mb" "$b_get")" "$(mbps "$get_mb" "$r_get")" ""
+row "  server CPU (s)" "$(cpus "$b_cpu")" "$(cpus "$r_cpu")" "$(ratio "$b_cpu" "$r_cpu")"
 row "server peak RSS (MB)" "$(peak berth)" "$(peak ref)" ""
 echo
-echo "(berth/ref: how many times faster berth is; above 1 is better)"
+echo "(berth/ref: how many times faster berth is, or for CPU how many times less berth uses; above 1 is better)"

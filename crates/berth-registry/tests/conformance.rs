@@ -120,6 +120,45 @@ async fn blob_post_then_put_get_head_and_ranges() {
     assert_eq!(api.get(&format!("/v2/other/blobs/{d}")).await.status, 404);
 }
 
+/// Blob bodies over plain HTTP go by sendfile in 1 MiB pieces: a blob of
+/// several pieces, ranges across their edges, and other requests between
+/// them on the same (pooled) connection all come out byte for byte.
+#[tokio::test]
+async fn large_blobs_and_ranges_on_a_reused_connection() {
+    let reg = Registry::start(&["--log-level", "warn"]);
+    let api = reg.api();
+    let data = rand_bytes((5 << 20) / 2 + 7);
+    let d = api.push_blob("big", &data).await;
+    let p = format!("/v2/big/blobs/{d}");
+    for _ in 0..2 {
+        let r = api.get(&p).await;
+        assert_eq!(r.status, 200);
+        assert!(r.body == data, "blob body differs");
+        assert_eq!(api.head(&p).await.status, 200);
+        assert_eq!(api.get("/v2/").await.status, 200);
+    }
+    let mib = 1 << 20;
+    for (a, b) in [
+        (mib - 3, mib + 3),
+        (mib - 1, 2 * mib),
+        (0, 0),
+        (7, 2 * mib + 100),
+    ] {
+        let h = format!("bytes={a}-{b}");
+        let r = api.req("GET", &p, &[("range", &h)], vec![]).await;
+        assert_eq!(r.status, 206, "{h}");
+        assert!(r.body == data[a..=b], "{h}: body differs");
+    }
+    assert_eq!(
+        api.get(&format!("/v2/big/blobs/{}", sha256(b"x")))
+            .await
+            .status,
+        404
+    );
+    let r = api.get(&p).await;
+    assert!(r.body == data, "blob body differs after a 404");
+}
+
 #[tokio::test]
 async fn single_post_monolithic_upload() {
     let reg = Registry::start(&[]);

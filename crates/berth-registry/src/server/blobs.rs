@@ -1,16 +1,18 @@
 //! `GET`/`HEAD`/`DELETE /v2/<name>/blobs/<digest>`.
 //!
-//! Blobs are streamed from the file in 256 KiB positional reads on the
-//! blocking pool, each straight into the buffer hyper sends (no copy in
-//! between), the next one read while the last is sent; so memory stays
+//! Over plain HTTP, blob bodies go from the file to the socket by
+//! `sendfile` (sendfile.rs). Over TLS, where the bytes must pass through
+//! user memory to be encrypted, they are read in 256 KiB positional reads
+//! on the blocking pool, each straight into the buffer hyper sends (no copy
+//! in between), the next one read while the last is sent; so memory stays
 //! flat however many downloads run at once (two chunks each: 50 parallel
 //! GETs hold ~25 MiB). The buffers come back to a small pool when hyper
 //! drops them: fresh 256 KiB buffers would cost a page fault per 4 KiB,
-//! more than the copy saved. A single `Range` (`bytes=a-b`, `a-`, `-n`) is answered with 206
-//! and `Content-Range`, an unsatisfiable one with 416. A blob deleted by gc
-//! while it is being read stays readable to the end (the open file keeps
-//! it). DELETE only unlinks the blob from the repository; its content goes
-//! when gc finds nothing else uses it.
+//! more than the copy saved. A single `Range` (`bytes=a-b`, `a-`, `-n`) is
+//! answered with 206 and `Content-Range`, an unsatisfiable one with 416. A
+//! blob deleted by gc while it is being read stays readable to the end (the
+//! open file keeps it). DELETE only unlinks the blob from the repository;
+//! its content goes when gc finds nothing else uses it.
 
 use std::fs::File;
 use std::sync::{Arc, Mutex};
@@ -106,9 +108,11 @@ async fn get(ctx: &Ctx, name: &str, d: Digest) -> Result<Response, ApiError> {
     if ctx.method == Method::HEAD {
         return Ok(resp.body(Body::empty()).expect("response"));
     }
-    Ok(resp
-        .body(Body::from_stream(file_stream(file, start, len)))
-        .expect("response"))
+    let body = match &ctx.sendfile {
+        Some(slot) => Body::from_stream(slot.body(file, start, len)),
+        None => Body::from_stream(file_stream(file, start, len)),
+    };
+    Ok(resp.body(body).expect("response"))
 }
 
 type Read = JoinHandle<std::io::Result<Bytes>>;

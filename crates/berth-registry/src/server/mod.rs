@@ -18,6 +18,7 @@ pub(crate) mod gc;
 mod manifests;
 mod names;
 mod referrers;
+mod sendfile;
 mod storage;
 mod tags;
 mod tls;
@@ -62,6 +63,8 @@ pub(crate) struct Ctx {
     pub(crate) headers: HeaderMap,
     pub(crate) query: Vec<(String, String)>,
     pub(crate) who: Identity,
+    /// Set on plain-HTTP connections: blob bodies may go by sendfile.
+    pub(crate) sendfile: Option<sendfile::Slot>,
 }
 
 impl Ctx {
@@ -297,12 +300,14 @@ async fn dispatch(State(st): State<Shared>, req: Request) -> Response {
         }
     }
     let account = who.account.clone();
+    let sendfile = parts.extensions.get::<sendfile::Slot>().cloned();
     let ctx = Ctx {
         st: st.clone(),
         method: parts.method,
         query: berth_api::query::pairs(parts.uri.query().unwrap_or("")),
         headers: parts.headers,
         who,
+        sendfile,
     };
     let resp = match route {
         Route::Catalog => catalog::list(&ctx).await,
@@ -370,9 +375,14 @@ pub(crate) async fn serve(cfg: Config) -> Result<(), RegistryError> {
         let app = app.clone();
         let acceptor = acceptor.clone();
         tokio::spawn(async move {
+            let slot = acceptor.is_none().then(sendfile::Slot::default);
+            let conn_slot = slot.clone();
             let svc = hyper::service::service_fn(
                 move |mut req: hyper::Request<hyper::body::Incoming>| {
                     req.extensions_mut().insert(access_log::Peer(peer));
+                    if let Some(s) = &conn_slot {
+                        req.extensions_mut().insert(s.clone());
+                    }
                     app.clone().oneshot(req.map(Body::new))
                 },
             );
@@ -387,7 +397,13 @@ pub(crate) async fn serve(cfg: Config) -> Result<(), RegistryError> {
                         return;
                     }
                 },
-                None => http.serve_connection(TokioIo::new(tcp), svc).await,
+                None => {
+                    // Queued body buffers, never copied: sendfile.rs tells
+                    // its placeholders apart by address.
+                    http.writev(true);
+                    let io = sendfile::SendfileIo::new(tcp, slot.unwrap_or_default());
+                    http.serve_connection(TokioIo::new(io), svc).await
+                }
             };
             if let Err(e) = served {
                 tracing::debug!("connection from {peer}: {e}");
