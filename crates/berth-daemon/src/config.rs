@@ -62,6 +62,10 @@ pub struct DaemonArgs {
     /// Default log driver options, KEY=VALUE (repeatable).
     #[arg(long = "log-opt")]
     pub log_opt: Vec<String>,
+    /// Per-registry TLS files, Docker's certs.d layout:
+    /// <dir>/<host[:port]>/{*.crt, client.cert, client.key} [default: /etc/berth/certs.d].
+    #[arg(long = "certs-dir")]
+    pub certs_dir: Option<PathBuf>,
     /// Daemon configuration file (Docker's daemon.json keys).
     #[arg(long = "config-file", default_value = DEFAULT_CONFIG_FILE)]
     pub config_file: PathBuf,
@@ -112,6 +116,8 @@ pub struct FileConfig {
     pub max_concurrent_downloads: Option<u32>,
     /// `max-concurrent-uploads`.
     pub max_concurrent_uploads: Option<u32>,
+    /// `certs-dir` (berth's own key: dockerd's certs.d is fixed).
+    pub certs_dir: Option<PathBuf>,
 }
 
 /// The resolved configuration.
@@ -139,8 +145,10 @@ pub struct DaemonConfig {
     pub log_opts: BTreeMap<String, String>,
     /// Registries reached over plain HTTP (besides 127.0.0.0/8).
     pub insecure_registries: Vec<String>,
-    /// Mirrors for Docker Hub.
+    /// Mirrors for Docker Hub (URLs, checked).
     pub registry_mirrors: Vec<String>,
+    /// Per-registry TLS files (`<dir>/<host[:port]>/ca.crt`, `client.cert`…).
+    pub certs_dir: PathBuf,
     /// Parallel layer downloads.
     pub max_concurrent_downloads: u32,
     /// Parallel layer uploads.
@@ -246,6 +254,7 @@ impl DaemonConfig {
             &mut conflicts,
         );
         let log_driver = pick("log-driver", &a.log_driver, &f.log_driver, &mut conflicts);
+        let certs_dir = pick("certs-dir", &a.certs_dir, &f.certs_dir, &mut conflicts);
         if !a.log_opt.is_empty() && !f.log_opts.is_empty() {
             conflicts.push("log-opts".into());
         }
@@ -315,6 +324,9 @@ impl DaemonConfig {
                 .ok_or_else(|| format!("--log-opt {o}: expected KEY=VALUE"))?;
             log_opts.insert(k.to_string(), v.to_string());
         }
+        for m in &f.registry_mirrors {
+            berth_registry::client::endpoint::parse_mirror(m)?;
+        }
         let net = NetNames::derive(default_root, &data_root);
         Ok(DaemonConfig {
             socket,
@@ -329,6 +341,10 @@ impl DaemonConfig {
             log_opts,
             insecure_registries: f.insecure_registries.clone(),
             registry_mirrors: f.registry_mirrors.clone(),
+            certs_dir: absolute(
+                &certs_dir
+                    .unwrap_or_else(|| PathBuf::from(berth_registry::client::DEFAULT_CERTS_DIR)),
+            ),
             max_concurrent_downloads: f.max_concurrent_downloads.unwrap_or(3),
             max_concurrent_uploads: f.max_concurrent_uploads.unwrap_or(5),
             net,
@@ -413,5 +429,18 @@ mod tests {
             &file(r#"{"runtimes": {"berth": {"path": "/x"}}}"#)
         )
         .is_err());
+        assert_eq!(d.certs_dir, PathBuf::from("/etc/berth/certs.d"));
+        let c = DaemonConfig::resolve(
+            &DaemonArgs::default(),
+            &file(r#"{"certs-dir": "/tmp/certs", "registry-mirrors": ["http://127.0.0.1:5000/"]}"#),
+        )
+        .unwrap();
+        assert_eq!(c.certs_dir, PathBuf::from("/tmp/certs"));
+        let err = DaemonConfig::resolve(
+            &DaemonArgs::default(),
+            &file(r#"{"registry-mirrors": ["mirror.example:5000"]}"#),
+        )
+        .unwrap_err();
+        assert!(err.contains("invalid mirror"), "{err}");
     }
 }

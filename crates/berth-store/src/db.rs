@@ -1,6 +1,6 @@
 //! The metadata database: SQLite in WAL mode.
 //!
-//! Schema (version 3):
+//! Schema (version 4):
 //!
 //! ```text
 //! layers      id (names the directory layers/<id>; short so overlay's
@@ -18,6 +18,9 @@
 //!             row per container per network while the container runs)
 //! volumes     name, created_at, record (the daemon's JSON: driver, labels,
 //!             options, anonymous)
+//! blob_sources  digest, registry host, repository: where pulls and pushes
+//!             saw a blob, so a push to another repository of the same
+//!             registry mounts it instead of uploading (after restarts too)
 //! ```
 //!
 //! Migrations are an ordered list; `user_version` records how many ran.
@@ -90,8 +93,18 @@ CREATE TABLE volumes (
     record TEXT NOT NULL
 );
 "#,
+    // A new table only: data roots of version 3 keep every row.
+    r#"
+CREATE TABLE blob_sources (
+    digest TEXT NOT NULL,
+    registry TEXT NOT NULL,
+    repository TEXT NOT NULL,
+    PRIMARY KEY (digest, registry, repository)
+);
+"#,
 ];
 
+mod blob_sources;
 mod volumes;
 pub use volumes::VolumeRow;
 

@@ -6,7 +6,7 @@ mod common;
 use std::net::TcpListener;
 use std::process::{Command, Stdio};
 
-use common::registry::{htpasswd, OurRegistry, RefRegistry};
+use common::registry::{htpasswd, OurRegistry, RefRegistry, TokenServer};
 use common::{berth_bin, fixtures, Daemon, Run};
 
 /// `berth ARGS` with its own docker config dir (credentials), stdin given.
@@ -325,6 +325,158 @@ fn login_with_token_auth() {
     login_cycle(&d, &reg.addr);
 }
 
+/// `POST /images/create` of `image:tag` through curl with this
+/// `X-Registry-Auth` (an API client's own credentials): status and body.
+fn api_pull(d: &Daemon, image: &str, tag: &str, auth: &serde_json::Value) -> (u16, String) {
+    use base64::Engine as _;
+    let header = base64::engine::general_purpose::URL_SAFE.encode(auth.to_string());
+    let sock = d.host().trim_start_matches("unix://").to_string();
+    let o = Command::new("curl")
+        .args([
+            "-s",
+            "-X",
+            "POST",
+            "--unix-socket",
+            &sock,
+            "-w",
+            "\n%{http_code}",
+            "-H",
+        ])
+        .arg(format!("X-Registry-Auth: {header}"))
+        .arg(format!(
+            "http://docker/v1.41/images/create?fromImage={}&tag={tag}",
+            image.replace('/', "%2F")
+        ))
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    let (body, code) = out.rsplit_once('\n').unwrap();
+    (code.trim().parse().unwrap(), body.to_string())
+}
+
+/// docker-registry with token auth from the test's token server: `login`
+/// asks for offline access, gets a refresh token and stores it as
+/// `identitytoken` instead of the password; push and pull then get their
+/// tokens with the OAuth2 `refresh_token` grant (a form POST), never with
+/// the password. An API client may send just the identity token.
+#[test]
+fn login_identity_token_is_used_by_push_and_pull() {
+    use base64::Engine as _;
+    let d = Daemon::start();
+    d.busybox();
+    let ts = TokenServer::start(&[("alice", "secret")]);
+    let reg = RefRegistry::start_with(&ts.registry_auth(), "");
+    let host = reg.addr.as_str();
+    let bad = berth_cfg(
+        &d,
+        &["login", "-u", "alice", "--password-stdin", host],
+        Some("wrong\n"),
+    );
+    let err = bad.fails(1).to_string();
+    assert!(err.contains("401 Unauthorized"), "{err}");
+    let ok = berth_cfg(
+        &d,
+        &["login", "-u", "alice", "--password-stdin", host],
+        Some("secret\n"),
+    );
+    assert!(ok.ok().contains("Login Succeeded"), "{}", ok.stderr);
+    assert!(
+        ts.grants().contains(&"GET basic:alice offline".to_string()),
+        "{:?}",
+        ts.grants()
+    );
+    let cfg_text = std::fs::read_to_string(d.dir.path().join("docker-config/config.json")).unwrap();
+    let cfg: serde_json::Value = serde_json::from_str(&cfg_text).unwrap();
+    let entry = &cfg["auths"][host];
+    let identity = entry["identitytoken"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no identitytoken stored: {cfg_text}"))
+        .to_string();
+    assert!(identity.starts_with("refresh-alice-"), "{identity}");
+    let auth = base64::engine::general_purpose::STANDARD
+        .decode(entry["auth"].as_str().unwrap())
+        .unwrap();
+    assert_eq!(auth, b"alice:", "the password is not kept: {cfg_text}");
+
+    let before = ts.grants().len();
+    let name = format!("{host}/idt/busybox:v1");
+    d.berth(&["tag", "busybox", &name]).ok();
+    let out = berth_cfg(&d, &["push", &name], None);
+    let digest = pushed_digest(out.ok());
+    d.berth(&["rmi", &name]).ok();
+    d.berth(&["rmi", "busybox"]).ok();
+    let out = berth_cfg(&d, &["pull", &name], None);
+    assert!(
+        out.ok().contains(&format!("Digest: {digest}")),
+        "{}",
+        out.stdout
+    );
+    let used = ts.grants()[before..].to_vec();
+    assert!(
+        !used.is_empty() && used.iter().all(|g| g == "POST refresh_token:alice"),
+        "push and pull must use the refresh grant only: {used:?}"
+    );
+
+    // An API client with only the identity token in X-Registry-Auth.
+    d.berth(&["rmi", &name]).ok();
+    let repo = format!("{host}/idt/busybox");
+    let (status, body) = api_pull(
+        &d,
+        &repo,
+        "v1",
+        &serde_json::json!({"identitytoken": identity, "serveraddress": host}),
+    );
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("Status: Downloaded newer image"), "{body}");
+    // A token the server never gave: its refusal, before any progress.
+    d.berth(&["rmi", &name]).ok();
+    let (status, body) = api_pull(
+        &d,
+        &repo,
+        "v1",
+        &serde_json::json!({"identitytoken": "refresh-forged", "serveraddress": host}),
+    );
+    assert_eq!(status, 401, "{body}");
+    assert!(body.contains("401 Unauthorized"), "{body}");
+}
+
+/// The repositories a pushed blob came from outlive the daemon: pushed
+/// to one repository, then (after a restart) to another of the same
+/// registry, every blob is mounted (`POST …?mount=…&from=…`), none is
+/// uploaded again.
+#[test]
+fn cross_repository_mount_after_a_daemon_restart() {
+    let mut d = Daemon::start();
+    d.busybox();
+    let reg = RefRegistry::start(None);
+    let a = format!("{}/mnt/a:v1", reg.addr);
+    d.berth(&["tag", "busybox", &a]).ok();
+    let out = d.berth(&["push", &a]).ok().to_string();
+    assert!(out.contains("Pushed"), "{out}");
+    d.restart();
+    let before = reg.access_log().len();
+    let b = format!("{}/mnt/b:v1", reg.addr);
+    d.berth(&["tag", "busybox", &b]).ok();
+    let out = d.berth(&["push", &b]).ok().to_string();
+    assert!(out.contains("Mounted from mnt/a"), "{out}");
+    assert!(!out.contains("Pushed"), "{out}");
+    let log = reg.access_log()[before..].to_string();
+    let mounts: Vec<&str> = log
+        .lines()
+        .filter(|l| {
+            l.contains("POST /v2/mnt/b/blobs/uploads/?mount=sha256:") && l.contains("from=mnt%2Fa")
+        })
+        .collect();
+    // The layer and the config.
+    assert_eq!(mounts.len(), 2, "{log}");
+    assert!(mounts.iter().all(|l| l.contains("\" 201 ")), "{log}");
+    assert!(
+        !log.lines()
+            .any(|l| l.contains("PUT /v2/mnt/b/blobs/uploads/")),
+        "nothing uploaded: {log}"
+    );
+}
+
 /// Layers of the big fixture image, pushed and pulled, with one blob gone
 /// from the registry: the pull fails, keeps the layers it completed, and
 /// the next pull (blob back) downloads only what is missing.
@@ -564,6 +716,228 @@ fn docker_hub_pulls_go_through_the_mirror() {
         .ok()
         .to_string();
     assert!(tags.contains("latest") && tags.contains("other"), "{tags}");
+}
+
+/// A TCP proxy to `upstream` that counts the connections it forwards and
+/// those that open with a TLS handshake record (0x16).
+fn sniffing_proxy(
+    upstream: String,
+) -> (
+    String,
+    std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    std::sync::Arc<std::sync::atomic::AtomicUsize>,
+) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let (conns, tls) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let (c2, t2) = (conns.clone(), tls.clone());
+    std::thread::spawn(move || {
+        for client in listener.incoming().flatten() {
+            c2.fetch_add(1, Ordering::SeqCst);
+            let mut first = [0u8; 1];
+            if client.peek(&mut first).unwrap_or(0) == 1 && first[0] == 0x16 {
+                t2.fetch_add(1, Ordering::SeqCst);
+            }
+            let Ok(server) = std::net::TcpStream::connect(&upstream) else {
+                continue;
+            };
+            let (mut c_in, mut s_out) = (client.try_clone().unwrap(), server.try_clone().unwrap());
+            std::thread::spawn(move || {
+                let _ = std::io::copy(&mut c_in, &mut s_out);
+                let _ = s_out.shutdown(std::net::Shutdown::Write);
+            });
+            std::thread::spawn(move || {
+                let (mut s_in, mut c_out) = (server, client);
+                let _ = std::io::copy(&mut s_in, &mut c_out);
+                let _ = c_out.shutdown(std::net::Shutdown::Write);
+            });
+        }
+    });
+    (addr, conns, tls)
+}
+
+/// `registry-mirrors` are spoken to with the scheme their URL names, in
+/// order, the next one tried when one fails: a dead mirror, then an
+/// `https://` one that only speaks HTTP (no quiet fallback to plain
+/// HTTP), then an `http://` one, which serves the pull without ever being
+/// offered a TLS handshake (loopback hosts are otherwise probed with TLS
+/// first). A bad mirror URL stops the daemon at start.
+#[test]
+fn mirror_urls_keep_their_scheme_and_fall_through() {
+    use std::sync::atomic::Ordering;
+    let mut d = Daemon::start();
+    d.busybox();
+    let reg = OurRegistry::start(&["--log-level", "warn"]);
+    let on_mirror = format!("{}/library/busybox:latest", reg.addr);
+    d.berth(&["tag", "busybox", &on_mirror]).ok();
+    d.berth(&["push", &on_mirror]).ok();
+    let dead = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let port = reg.addr.rsplit(':').next().unwrap();
+    let (proxy, conns, tls) = sniffing_proxy(reg.addr.clone());
+    std::fs::write(
+        d.dir.path().join("daemon.json"),
+        serde_json::json!({ "registry-mirrors": [
+            format!("http://{dead}"),
+            format!("https://localhost:{port}/"),
+            format!("http://{proxy}"),
+        ]})
+        .to_string(),
+    )
+    .unwrap();
+    d.restart();
+    d.berth(&["rmi", &on_mirror]).ok();
+    d.berth(&["rmi", "busybox"]).ok();
+    let out = d.berth(&["pull", "busybox"]).ok().to_string();
+    assert!(
+        out.contains("Status: Downloaded newer image for busybox:latest"),
+        "{out}"
+    );
+    assert!(
+        conns.load(Ordering::SeqCst) > 0,
+        "the http:// mirror served nothing"
+    );
+    assert_eq!(
+        tls.load(Ordering::SeqCst),
+        0,
+        "TLS offered to an http:// mirror"
+    );
+    d.berth(&["run", "--rm", "busybox", "true"]).ok();
+
+    let bad = tempfile::tempdir().unwrap();
+    let cfg = bad.path().join("daemon.json");
+    std::fs::write(&cfg, r#"{"registry-mirrors": ["mirror.example:5000"]}"#).unwrap();
+    // Its own socket and roots, and a time limit, in case it did start.
+    let o = Command::new("timeout")
+        .arg("20")
+        .arg(berth_bin())
+        .args(["daemon", "--config-file"])
+        .arg(&cfg)
+        .arg("--host")
+        .arg(format!("unix://{}", bad.path().join("s.sock").display()))
+        .arg("--data-root")
+        .arg(bad.path().join("data"))
+        .arg("--exec-root")
+        .arg(bad.path().join("run"))
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("invalid mirror"), "{err}");
+}
+
+/// A registry that asks for TLS client certificates (docker-registry with
+/// `http.tls.clientcas`): berth presents `client.cert` + `client.key` from
+/// `certs.d/<host:port>/` (here under the daemon's `certs-dir`); without
+/// them, the error says which certificate is missing and where.
+#[test]
+fn certs_d_client_certificate() {
+    use common::registry::openssl;
+    let tmp = tempfile::tempdir().unwrap();
+    let p = |n: &str| tmp.path().join(n).display().to_string();
+    openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=berth-test-ca",
+        "-keyout",
+        &p("ca.key"),
+        "-out",
+        &p("ca.crt"),
+    ]);
+    std::fs::write(
+        tmp.path().join("server.ext"),
+        "subjectAltName=IP:127.0.0.1\n",
+    )
+    .unwrap();
+    std::fs::write(
+        tmp.path().join("client.ext"),
+        "extendedKeyUsage=clientAuth\n",
+    )
+    .unwrap();
+    for who in ["server", "client"] {
+        openssl(&[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            &format!("/CN=berth-test-{who}"),
+            "-keyout",
+            &p(&format!("{who}.key")),
+            "-out",
+            &p(&format!("{who}.csr")),
+        ]);
+        openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            &p(&format!("{who}.csr")),
+            "-CA",
+            &p("ca.crt"),
+            "-CAkey",
+            &p("ca.key"),
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            &p(&format!("{who}.ext")),
+            "-out",
+            &p(&format!("{who}.crt")),
+        ]);
+    }
+    let reg = RefRegistry::start_with(
+        "",
+        &format!(
+            "  tls:\n    certificate: {}\n    key: {}\n    clientcas:\n      - {}\n",
+            p("server.crt"),
+            p("server.key"),
+            p("ca.crt")
+        ),
+    );
+    let mut d = Daemon::start();
+    d.busybox();
+    let certs = tmp.path().join("certs.d");
+    let dir = certs.join(&reg.addr);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        d.dir.path().join("daemon.json"),
+        serde_json::json!({ "certs-dir": certs }).to_string(),
+    )
+    .unwrap();
+    d.restart();
+    let name = format!("{}/tls/busybox:v1", reg.addr);
+    d.berth(&["tag", "busybox", &name]).ok();
+    let r = d.berth(&["push", &name]);
+    assert_ne!(r.code, 0, "{}", r.stdout);
+    let err = format!("{}{}", r.stdout, r.stderr);
+    assert!(
+        err.contains(&format!(
+            "the registry at {} requires a TLS client certificate: none in {}",
+            reg.addr,
+            dir.display()
+        )),
+        "{err}"
+    );
+
+    std::fs::copy(tmp.path().join("client.crt"), dir.join("client.cert")).unwrap();
+    std::fs::copy(tmp.path().join("client.key"), dir.join("client.key")).unwrap();
+    d.restart();
+    let digest = pushed_digest(d.berth(&["push", &name]).ok());
+    d.berth(&["rmi", &name]).ok();
+    d.berth(&["rmi", "busybox"]).ok();
+    let out = d.berth(&["pull", &name]).ok().to_string();
+    assert!(out.contains(&format!("Digest: {digest}")), "{out}");
+    d.berth(&["run", "--rm", &name, "true"]).ok();
 }
 
 /// `credsStore` in config.json: login stores through the helper program,

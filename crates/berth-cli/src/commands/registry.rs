@@ -1,8 +1,9 @@
 //! `push`, `login`, `logout`, and the credentials they share with `pull`:
 //! `~/.docker/config.json` (`$DOCKER_CONFIG/config.json`) with `auths`
-//! entries (`base64(user:password)`), or `credsStore`/`credHelpers` that
-//! name `docker-credential-<x>` programs, exactly as the docker CLI keeps
-//! them, so that both tools share one login.
+//! entries (`base64(user:password)`, or `base64(user:)` and the
+//! `identitytoken` a token server gave at login), or `credsStore`/
+//! `credHelpers` that name `docker-credential-<x>` programs, exactly as the
+//! docker CLI keeps them, so that both tools share one login.
 
 use std::io::{IsTerminal, Read, Write};
 use std::path::PathBuf;
@@ -272,8 +273,14 @@ pub(crate) fn registry_config_header() -> Option<String> {
 fn store_credentials(key: &str, a: &AuthConfig) -> anyhow::Result<()> {
     let mut cfg = read_config()?;
     if let Some(h) = helper_for(&cfg, key) {
-        let input =
-            serde_json::json!({"ServerURL": key, "Username": a.username, "Secret": a.password});
+        // Helpers keep an identity token under the user name "<token>",
+        // as the docker CLI stores it.
+        let (user, secret) = if a.identity_token.is_empty() {
+            (a.username.as_str(), a.password.as_str())
+        } else {
+            ("<token>", a.identity_token.as_str())
+        };
+        let input = serde_json::json!({"ServerURL": key, "Username": user, "Secret": secret});
         run_helper(&h, "store", &input.to_string())?;
         return Ok(());
     }
@@ -283,10 +290,14 @@ fn store_credentials(key: &str, a: &AuthConfig) -> anyhow::Result<()> {
     }
     let enc =
         base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", a.username, a.password));
+    let mut entry = serde_json::json!({ "auth": enc });
+    if !a.identity_token.is_empty() {
+        entry["identitytoken"] = serde_json::json!(a.identity_token);
+    }
     auths
         .as_object_mut()
         .expect("made an object above")
-        .insert(key.to_string(), serde_json::json!({ "auth": enc }));
+        .insert(key.to_string(), entry);
     write_config(&cfg)
 }
 
@@ -368,15 +379,26 @@ pub(crate) async fn login(ctx: &Ctx, args: &LoginArgs) -> CmdResult {
     if password.is_empty() {
         anyhow::bail!("Error: Password Required");
     }
-    let a = AuthConfig {
+    let mut a = AuthConfig {
         username,
         password,
         server_address: key.clone(),
         ..Default::default()
     };
-    ctx.client
+    let answer = ctx
+        .client
         .post_json::<_, serde_json::Value>("/auth", &Query::new(), &a)
         .await?;
+    // A token server's refresh token replaces the password on disk, as
+    // the docker CLI does: later pulls exchange it for access tokens.
+    if let Some(t) = answer
+        .get("IdentityToken")
+        .and_then(|v| v.as_str())
+        .filter(|t| !t.is_empty())
+    {
+        a.password.clear();
+        a.identity_token = t.to_string();
+    }
     store_credentials(&key, &a)?;
     if read_config()
         .ok()

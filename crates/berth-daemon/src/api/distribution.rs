@@ -173,8 +173,10 @@ pub(super) async fn auth(
     let a = a.normalized();
     let domain = normalize_server(&a.server_address);
     match dist::login(&d, api_host(&domain), &a).await {
-        Ok(()) => Json(serde_json::json!({"Status": "Login Succeeded", "IdentityToken": ""}))
-            .into_response(),
+        Ok(identity) => {
+            Json(serde_json::json!({"Status": "Login Succeeded", "IdentityToken": identity}))
+                .into_response()
+        }
         Err(e) => error_response(&e),
     }
 }

@@ -13,7 +13,6 @@
 //! registry first (HEAD) and mounts from another repository of the same
 //! registry when the blob is known to be there.
 
-use std::collections::HashMap;
 use std::io;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
@@ -28,6 +27,7 @@ use berth_registry::client::manifest::{self, Manifest};
 use berth_registry::client::{
     AuthConfig, Client, ClientConfig, ClientError, Mount, Platform, Repo, Target,
 };
+use berth_store::Metadata;
 use bytes::Bytes;
 use futures_util::StreamExt;
 use http_body_util::BodyExt;
@@ -89,36 +89,28 @@ fn client(d: &Daemon) -> Result<&'static Client> {
     let cfg = ClientConfig {
         insecure_registries: d.cfg.insecure_registries.clone(),
         registry_mirrors: d.cfg.registry_mirrors.clone(),
+        certs_dir: d.cfg.certs_dir.clone(),
         ..ClientConfig::default()
     };
     let c = Client::new(&cfg).map_err(|e| DistError::new(500, e.to_string()))?;
     Ok(CLIENT.get_or_init(|| c))
 }
 
-/// Blob digest → the (host, repository) pairs known to hold it.
-type Sources = Mutex<HashMap<String, Vec<(String, String)>>>;
-
-/// Which repositories of which registries hold a blob, as learnt by pulls
-/// and pushes of this daemon: the sources of cross-repository mounts.
-fn blob_sources() -> &'static Sources {
-    static S: OnceLock<Sources> = OnceLock::new();
-    S.get_or_init(Mutex::default)
-}
-
-fn remember_source(digest: &str, host: &str, repo: &str) {
-    let mut m = blob_sources().lock().unwrap_or_else(|p| p.into_inner());
-    let v = m.entry(digest.to_string()).or_default();
-    if !v.iter().any(|(h, r)| h == host && r == repo) {
-        v.push((host.to_string(), repo.to_string()));
+/// Records that a repository holds a blob, for later cross-repository
+/// mounts. In the metadata database, so that pushes after a restart still
+/// mount; a failure only costs a mount later, so it is logged, not fatal.
+fn remember_source(meta: &Metadata, digest: &str, host: &str, repo: &str) {
+    if let Err(e) = meta.add_blob_source(digest, host, repo) {
+        tracing::warn!(blob = digest, error = %e, "cannot record the blob's repository");
     }
 }
 
-fn source_on(digest: &str, host: &str, not_repo: &str) -> Option<String> {
-    let m = blob_sources().lock().unwrap_or_else(|p| p.into_inner());
-    m.get(digest)?
-        .iter()
-        .find(|(h, r)| h == host && r != not_repo)
-        .map(|(_, r)| r.clone())
+/// Another repository of `host` known to hold `digest`.
+fn source_on(meta: &Metadata, digest: &str, host: &str, not_repo: &str) -> Option<String> {
+    meta.blob_source(digest, host, not_repo)
+        .map_err(|e| tracing::warn!(blob = digest, error = %e, "cannot read blob sources"))
+        .ok()
+        .flatten()
 }
 
 fn msg(status: impl Into<String>, id: Option<&str>) -> JsonMessage {
@@ -403,8 +395,14 @@ pub async fn run_pull(d: &Arc<Daemon>, plan: PullPlan, out: &Progress) -> Result
         return Err(e);
     }
     for l in &plan.layers {
-        remember_source(&l.digest, &plan.repo.host, &plan.repo.name);
+        remember_source(&d.meta, &l.digest, &plan.repo.host, &plan.repo.name);
     }
+    remember_source(
+        &d.meta,
+        &plan.config_digest,
+        &plan.repo.host,
+        &plan.repo.name,
+    );
     let config_digest = d.images.store_config(&plan.config, &plan.config_digest)?;
     let mut refs = Vec::new();
     let digest_ref = Reference::parse_normalized(&format!(
@@ -591,6 +589,7 @@ async fn push_one(
         let chain = chain.clone();
         let id = short(&diff_ids[i]).to_string();
         let images = d.images.clone();
+        let meta = d.meta.clone();
         let repo = repo.clone();
         let out = out.clone();
         let sem = sem.clone();
@@ -604,7 +603,7 @@ async fn push_one(
             let blob = tokio::task::spawn_blocking(move || images2.push_blob(&ch))
                 .await
                 .map_err(|e| DistError::new(500, e.to_string()))??;
-            push_layer(c, &images, &repo, &blob, &id, &out).await?;
+            push_layer(c, &images, &meta, &repo, &blob, &id, &out).await?;
             Ok::<_, DistError>((i, blob))
         });
     }
@@ -631,7 +630,7 @@ async fn push_one(
         )
         .map_err(|e| DistError::new(500, e.to_string()))?;
     let config_len = config.len();
-    let config_digest = c.upload_bytes(&repo, Bytes::from(config)).await?;
+    let config_digest = push_config(c, &d.meta, &repo, img.id(), config).await?;
     let any_zstd = blobs
         .iter()
         .flatten()
@@ -667,8 +666,9 @@ async fn push_one(
     let tag = r.tag().unwrap_or("latest").to_string();
     let digest = c.put_manifest(&repo, &tag, mt, Bytes::from(body)).await?;
     for b in blobs.iter().flatten() {
-        remember_source(b.digest.as_str(), &repo.host, &repo.name);
+        remember_source(&d.meta, b.digest.as_str(), &repo.host, &repo.name);
     }
+    remember_source(&d.meta, &config_digest, &repo.host, &repo.name);
     if let Ok(dref) = Reference::parse_normalized(&format!("{}@{digest}", r.name())) {
         let _ = d.images.tag(img.id(), &dref);
     }
@@ -688,9 +688,58 @@ async fn push_one(
     Ok(())
 }
 
+/// What [`try_mount`] did.
+enum Mounted {
+    /// The blob was mounted from this repository.
+    From(String),
+    /// Not mounted; the upload the registry started instead, if it did.
+    No(Option<String>),
+}
+
+/// Mounts `digest` into `repo` from another repository of its registry
+/// known to hold it. A refused mount is not fatal: the blob is uploaded.
+async fn try_mount(c: &Client, meta: &Metadata, repo: &Repo, digest: &str) -> Mounted {
+    let Some(from) = source_on(meta, digest, &repo.host, &repo.name) else {
+        return Mounted::No(None);
+    };
+    match c.mount_blob(repo, digest, &from).await {
+        Ok(Mount::Mounted) => Mounted::From(from),
+        Ok(Mount::Upload(loc)) => Mounted::No(Some(loc)),
+        Err(e) => {
+            tracing::debug!(error = %e, "cross-repository mount refused");
+            Mounted::No(None)
+        }
+    }
+}
+
+/// Pushes the image config: there already, mounted, or uploaded.
+async fn push_config(
+    c: &Client,
+    meta: &Metadata,
+    repo: &Repo,
+    digest: &str,
+    config: Vec<u8>,
+) -> Result<String> {
+    if c.blob_exists(repo, digest).await? {
+        return Ok(digest.to_string());
+    }
+    let location = match try_mount(c, meta, repo, digest).await {
+        Mounted::From(_) => return Ok(digest.to_string()),
+        Mounted::No(Some(l)) => l,
+        Mounted::No(None) => c.start_upload(repo).await?,
+    };
+    let len = config.len() as u64;
+    let body = http_body_util::Full::new(Bytes::from(config))
+        .map_err(|never| match never {})
+        .boxed();
+    c.finish_upload(repo, &location, digest, len, body).await?;
+    Ok(digest.to_string())
+}
+
 async fn push_layer(
     c: &'static Client,
     images: &Arc<berth_image::ImageStore>,
+    meta: &Metadata,
     repo: &Repo,
     blob: &berth_image::PushBlob,
     id: &str,
@@ -701,20 +750,15 @@ async fn push_layer(
         let _ = out.send(msg("Layer already exists", Some(id))).await;
         return Ok(());
     }
-    let mut location = None;
-    if let Some(from) = source_on(digest, &repo.host, &repo.name) {
-        match c.mount_blob(repo, digest, &from).await {
-            Ok(Mount::Mounted) => {
-                let _ = out
-                    .send(msg(format!("Mounted from {from}"), Some(id)))
-                    .await;
-                return Ok(());
-            }
-            Ok(Mount::Upload(loc)) => location = Some(loc),
-            // A refused mount is not fatal: the blob is uploaded instead.
-            Err(e) => tracing::debug!(error = %e, "cross-repository mount refused"),
+    let location = match try_mount(c, meta, repo, digest).await {
+        Mounted::From(from) => {
+            let _ = out
+                .send(msg(format!("Mounted from {from}"), Some(id)))
+                .await;
+            return Ok(());
         }
-    }
+        Mounted::No(location) => location,
+    };
     let location = match location {
         Some(l) => l,
         None => c.start_upload(repo).await?,
@@ -747,9 +791,11 @@ async fn push_layer(
     Ok(())
 }
 
-/// `docker login`: checks the credentials with the registry.
-pub async fn login(d: &Arc<Daemon>, host: &str, auth: &AuthConfig) -> Result<()> {
+/// `docker login`: checks the credentials with the registry; returns the
+/// identity token (a refresh token) when the registry's token server gave
+/// one, for the client to store instead of the password.
+pub async fn login(d: &Arc<Daemon>, host: &str, auth: &AuthConfig) -> Result<String> {
     let c = client(d)?;
-    c.login(host, auth).await?;
-    Ok(())
+    let (_, identity) = c.login(host, auth).await?;
+    Ok(identity)
 }

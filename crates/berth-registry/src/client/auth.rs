@@ -198,6 +198,9 @@ pub(crate) struct TokenResponse {
     pub(crate) token: String,
     pub(crate) access_token: String,
     pub(crate) expires_in: u64,
+    /// An OAuth2 refresh token, given when one was asked for (login):
+    /// what Docker stores as the identity token.
+    pub(crate) refresh_token: String,
 }
 
 impl TokenResponse {

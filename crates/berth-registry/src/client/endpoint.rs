@@ -57,6 +57,45 @@ pub fn normalize_server(server: &str) -> String {
     }
 }
 
+/// A `registry-mirrors` entry as Docker takes it (`https://mirror:5000`,
+/// `http://10.0.0.2/`): the scheme it is spoken to with, which is always
+/// the one written (no fallback), and its `host[:port]`. An entry without
+/// an http or https scheme, or with user info, a query or a fragment, is an
+/// error naming it; so is a path, which berth does not serve mirrors under.
+pub fn parse_mirror(url: &str) -> Result<(&'static str, String), String> {
+    let u = url.trim();
+    let (scheme, rest) = if let Some(r) = u.strip_prefix("https://") {
+        ("https", r)
+    } else if let Some(r) = u.strip_prefix("http://") {
+        ("http", r)
+    } else {
+        let scheme = u.split_once("://").map(|(s, _)| s).unwrap_or("");
+        return Err(format!(
+            "invalid mirror: unsupported scheme {scheme:?} in {u:?}"
+        ));
+    };
+    if rest.contains(['?', '#']) {
+        return Err(format!(
+            "invalid mirror: query or fragment at end of the URI {u:?}"
+        ));
+    }
+    let (host, path) = rest.split_once('/').unwrap_or((rest, ""));
+    if host.contains('@') {
+        return Err(format!(
+            "invalid mirror: username/password not allowed in URI {u:?}"
+        ));
+    }
+    if host.is_empty() {
+        return Err(format!("invalid mirror: {u:?} is not a valid URI"));
+    }
+    if !path.trim_end_matches('/').is_empty() {
+        return Err(format!(
+            "invalid mirror: {u:?} has a path; berth reaches mirrors at /v2/ of their host"
+        ));
+    }
+    Ok((scheme, host.to_ascii_lowercase()))
+}
+
 /// What one pull or push talks to: a repository on a registry, and the
 /// tag or digest asked for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -208,6 +247,30 @@ mod tests {
         assert_eq!(normalize_server("https://index.docker.io/v1/"), "docker.io");
         assert_eq!(normalize_server("http://Reg:5000/v2/"), "reg:5000");
         assert_eq!(normalize_server("127.0.0.1:5000"), "127.0.0.1:5000");
+    }
+
+    #[test]
+    fn mirrors_keep_their_scheme() {
+        assert_eq!(
+            parse_mirror("http://127.0.0.1:5000/").unwrap(),
+            ("http", "127.0.0.1:5000".to_string())
+        );
+        assert_eq!(
+            parse_mirror("https://Mirror.example").unwrap(),
+            ("https", "mirror.example".to_string())
+        );
+        for bad in [
+            "mirror.example:5000",
+            "ftp://m",
+            "https://u:p@m",
+            "https://m/?x=1",
+            "https://m/#f",
+            "https://m/sub/path",
+            "http://",
+        ] {
+            let e = parse_mirror(bad).unwrap_err();
+            assert!(e.starts_with("invalid mirror:"), "{e}");
+        }
     }
 
     #[test]

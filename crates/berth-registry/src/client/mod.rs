@@ -52,6 +52,8 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
 const RESUME_ATTEMPTS: u32 = 3;
 /// Largest error or token body read.
 const MAX_SMALL_BODY: usize = 1 << 20;
+/// The OAuth2 `client_id` sent to token servers.
+const CLIENT_ID: &str = "berth";
 
 /// What can go wrong talking to a registry; each message is the text Docker
 /// gives for the same failure where there is one.
@@ -171,6 +173,8 @@ pub struct Client {
     insecure: Arc<Insecure>,
     user_agent: String,
     mirrors: Vec<String>,
+    /// Where per-registry TLS files are read from (named in errors).
+    certs_dir: PathBuf,
     /// Scheme per host, decided at the first contact.
     schemes: Mutex<HashMap<String, &'static str>>,
     /// The auth scheme each host asked for.
@@ -283,17 +287,22 @@ impl Client {
             .pool_idle_timeout(Duration::from_secs(30))
             .pool_max_idle_per_host(16)
             .build(Connector { tls });
-        let mirrors = cfg
-            .registry_mirrors
-            .iter()
-            .map(|m| endpoint::normalize_server(m))
-            .collect();
+        // A mirror is spoken to with the scheme its URL names, never
+        // probed, as Docker does.
+        let mut mirrors = Vec::new();
+        let mut schemes = HashMap::new();
+        for m in &cfg.registry_mirrors {
+            let (scheme, host) = endpoint::parse_mirror(m).map_err(ClientError::BadRequest)?;
+            schemes.insert(host.clone(), scheme);
+            mirrors.push(host);
+        }
         Ok(Client {
             http,
             insecure,
             user_agent: cfg.user_agent.clone(),
             mirrors,
-            schemes: Mutex::default(),
+            certs_dir: cfg.certs_dir.clone(),
+            schemes: Mutex::new(schemes),
             host_auth: Mutex::default(),
             tokens: Mutex::default(),
         })
@@ -306,11 +315,44 @@ impl Client {
 
     async fn raw(&self, req: Request<Body>) -> Result<Response<Incoming>, ClientError> {
         let what = format!("{} \"{}\"", title(req.method()), req.uri());
+        let host_port = match (req.uri().host(), req.uri().port_u16()) {
+            (Some(h), Some(p)) => format!("{h}:{p}"),
+            (Some(h), None) => h.to_string(),
+            _ => String::new(),
+        };
         match tokio::time::timeout(CONNECT_TIMEOUT * 4, self.http.request(req)).await {
             Ok(Ok(r)) => Ok(r),
-            Ok(Err(e)) => Err(transport_err(&what, chain(&e))),
+            Ok(Err(e)) => {
+                let text = chain(&e);
+                Err(match self.client_cert_hint(&host_port, &text) {
+                    Some(hint) => transport_err(&what, format!("{text}: {hint}")),
+                    None => transport_err(&what, text),
+                })
+            }
             Err(_) => Err(transport_err(&what, "timed out")),
         }
+    }
+
+    /// What to tell the user when a registry refused the TLS session for
+    /// want of a client certificate, or refused the one given: where berth
+    /// looked for it.
+    fn client_cert_hint(&self, host_port: &str, err: &str) -> Option<String> {
+        if !tls_refused(err) {
+            return None;
+        }
+        let dir = self.certs_dir.join(host_port);
+        let cert = dir.join("client.cert");
+        Some(if cert.is_file() && dir.join("client.key").is_file() {
+            format!(
+                "the registry at {host_port} refused the client certificate {}",
+                cert.display()
+            )
+        } else {
+            format!(
+                "the registry at {host_port} requires a TLS client certificate: none in {} (client.cert and client.key)",
+                dir.display()
+            )
+        })
     }
 
     /// `https` or `http` for a host. Secure hosts are always HTTPS; insecure
@@ -331,6 +373,10 @@ impl Client {
                 .map_err(|e| ClientError::BadRequest(e.to_string()))?;
             match tokio::time::timeout(CONNECT_TIMEOUT, self.http.request(req)).await {
                 Ok(Ok(_)) => "https",
+                // The server speaks TLS but wants a client certificate:
+                // staying on HTTPS gives the error that says so, where plain
+                // HTTP would get a puzzling 400.
+                Ok(Err(e)) if tls_refused(&chain(&e)) => "https",
                 _ => "http",
             }
         } else {
@@ -402,7 +448,9 @@ impl Client {
         let Some(HostAuth::Bearer { realm, service }) = known else {
             return Ok(None);
         };
-        let token = self.fetch_token(&realm, &service, auth, scopes).await?;
+        let (token, _) = self
+            .fetch_token(&realm, &service, auth, scopes, false)
+            .await?;
         let key = (host.to_string(), cred_key(auth), scopes.join(" "));
         self.tokens
             .lock()
@@ -412,7 +460,9 @@ impl Client {
     }
 
     /// Answers a 401: learns the host's scheme from the challenge and gets
-    /// credentials for it. Returns the header to retry with.
+    /// credentials for it. Returns the header to retry with, and the
+    /// refresh token the token server gave when `offline` asked for one
+    /// (else empty).
     async fn authenticate(
         &self,
         host: &str,
@@ -420,7 +470,8 @@ impl Client {
         scopes: &[String],
         headers: &HeaderMap,
         url: &str,
-    ) -> Result<String, ClientError> {
+        offline: bool,
+    ) -> Result<(String, String), ClientError> {
         let challenges: Vec<Challenge> = headers
             .get_all(header::WWW_AUTHENTICATE)
             .iter()
@@ -451,35 +502,43 @@ impl Client {
                     },
                 );
             if !auth.registry_token.is_empty() {
-                return Ok(format!("Bearer {}", auth.registry_token));
+                return Ok((format!("Bearer {}", auth.registry_token), String::new()));
             }
-            let token = self.fetch_token(&realm, &service, auth, scopes).await?;
+            let (token, refresh) = self
+                .fetch_token(&realm, &service, auth, scopes, offline)
+                .await?;
             let key = (host.to_string(), cred_key(auth), scopes.join(" "));
             self.tokens
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .insert(key, token.clone());
-            return Ok(format!("Bearer {}", token.value));
+            return Ok((format!("Bearer {}", token.value), refresh));
         }
         if challenges.iter().any(|c| c.scheme == "basic") {
             self.host_auth
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .insert(host.to_string(), HostAuth::Basic);
-            return auth.basic_header().ok_or_else(unauthorized);
+            let h = auth.basic_header().ok_or_else(unauthorized)?;
+            return Ok((h, String::new()));
         }
         Err(ClientError::Unauthorized(format!(
             "{url}: the registry answered 401 without a usable WWW-Authenticate challenge"
         )))
     }
 
+    /// Gets a token from the token server: a GET with Basic credentials,
+    /// or, with an identity token, the OAuth2 `refresh_token` grant (a form
+    /// POST), as Docker does. `offline` asks for a refresh token too
+    /// (login); the second value is the one given, else empty.
     async fn fetch_token(
         &self,
         realm: &str,
         service: &str,
         auth: &AuthConfig,
         scopes: &[String],
-    ) -> Result<Token, ClientError> {
+        offline: bool,
+    ) -> Result<(Token, String), ClientError> {
         let mut url = realm.to_string();
         let mut sep = if url.contains('?') { '&' } else { '?' };
         let mut add = |k: &str, v: &str| {
@@ -498,6 +557,10 @@ impl Client {
         if !auth.username.is_empty() {
             add("account", &auth.username);
         }
+        if offline && auth.identity_token.is_empty() {
+            add("offline_token", "true");
+            add("client_id", CLIENT_ID);
+        }
         let req = if auth.identity_token.is_empty() {
             let mut b = self.request_builder(Method::GET, &url);
             if let Some(h) = auth.basic_header() {
@@ -508,7 +571,7 @@ impl Client {
             // An identity token is an OAuth2 refresh token: exchanged with
             // the form POST of the token spec.
             let mut form = format!(
-                "grant_type=refresh_token&refresh_token={}&client_id=berth",
+                "grant_type=refresh_token&refresh_token={}&client_id={CLIENT_ID}",
                 pct(&auth.identity_token)
             );
             if !service.is_empty() {
@@ -552,10 +615,11 @@ impl Client {
         // Tokens are refreshed a little before they run out; 60 s is the
         // spec's default lifetime.
         let life = if t.expires_in == 0 { 60 } else { t.expires_in };
-        Ok(Token {
+        let token = Token {
             value: t.bearer().to_string(),
             expires: Instant::now() + Duration::from_secs(life.saturating_sub(5).max(1)),
-        })
+        };
+        Ok((token, t.refresh_token))
     }
 
     /// Sends a request to `repo`'s registry, authenticating on a 401 and
@@ -596,8 +660,8 @@ impl Client {
         if resp.status() != StatusCode::UNAUTHORIZED {
             return Ok(resp);
         }
-        let authz = self
-            .authenticate(host, auth, scopes, resp.headers(), &url)
+        let (authz, _) = self
+            .authenticate(host, auth, scopes, resp.headers(), &url, false)
             .await?;
         let resp = self.raw(build(Some(&authz))?).await?;
         Ok(resp)
@@ -624,26 +688,48 @@ impl Client {
     }
 
     /// Checks credentials against a registry, as `docker login` does: a
-    /// `GET /v2/` that must succeed once authenticated. Returns the API URL.
-    pub async fn login(&self, host: &str, auth: &AuthConfig) -> Result<String, ClientError> {
+    /// `GET /v2/` that must succeed once authenticated. Returns the API URL
+    /// and the identity token: the refresh token a token server gives when
+    /// asked for offline access (empty when it gives none, or for Basic).
+    pub async fn login(
+        &self,
+        host: &str,
+        auth: &AuthConfig,
+    ) -> Result<(String, String), ClientError> {
         let base = self.base_url(host).await?;
         let url = format!("{base}/v2/");
-        let resp = self
-            .send(host, auth, &[], Method::GET, "/v2/", &[], None)
-            .await;
-        let resp = match resp {
-            Err(ClientError::Unauthorized(m)) => {
-                return Err(ClientError::Unauthorized(if m.starts_with("token auth") {
-                    format!("Get \"{url}\": {m}")
-                } else {
-                    format!("login attempt to {url} failed with status: 401 Unauthorized")
-                }))
+        let get = |authz: Option<&str>| {
+            let mut b = self.request_builder(Method::GET, &url);
+            if let Some(a) = authz {
+                b = b.header(header::AUTHORIZATION, a);
             }
-            other => other?,
+            b.body(empty())
+                .map_err(|e| ClientError::BadRequest(format!("{url}: {e}")))
         };
+        // No cached token: login must reach the token server itself, so
+        // that it checks the credentials and can hand out a refresh token.
+        let mut resp = self.raw(get(None)?).await?;
+        let mut identity = String::new();
+        if resp.status() == StatusCode::UNAUTHORIZED {
+            let got = self
+                .authenticate(host, auth, &[], resp.headers(), &url, true)
+                .await;
+            let (authz, refresh) = match got {
+                Err(ClientError::Unauthorized(m)) => {
+                    return Err(ClientError::Unauthorized(if m.starts_with("token auth") {
+                        format!("Get \"{url}\": {m}")
+                    } else {
+                        format!("login attempt to {url} failed with status: 401 Unauthorized")
+                    }))
+                }
+                other => other?,
+            };
+            identity = refresh;
+            resp = self.raw(get(Some(&authz))?).await?;
+        }
         let st = resp.status();
         if st.is_success() {
-            return Ok(url);
+            return Ok((url, identity));
         }
         let reason = st.canonical_reason().unwrap_or("");
         let text = format!(
@@ -1045,6 +1131,13 @@ impl Client {
         }
         Ok(out)
     }
+}
+
+/// Whether a connection error is a TLS server refusing the client's
+/// certificate, or its absence (rustls names the alert it received).
+fn tls_refused(err: &str) -> bool {
+    err.contains("received fatal alert: CertificateRequired")
+        || err.contains("received fatal alert: BadCertificate")
 }
 
 fn title(m: &Method) -> String {
