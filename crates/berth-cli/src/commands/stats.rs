@@ -65,44 +65,53 @@ struct Slot {
     error: Option<String>,
 }
 
-/// The containers followed, in the order they were added.
+/// The containers followed, in the order they were added, and a version
+/// that every change bumps (an unchanged table is not drawn again).
 #[derive(Debug, Clone, Default)]
-struct Followed(Arc<Mutex<Vec<Slot>>>);
+struct Followed(Arc<Mutex<Slots>>);
+
+#[derive(Debug, Default)]
+struct Slots {
+    slots: Vec<Slot>,
+    version: u64,
+}
 
 impl Followed {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Slots> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     /// Adds a container; false when it is already followed.
     fn add(&self, container: &str) -> bool {
-        let Ok(mut v) = self.0.lock() else {
-            return false;
-        };
-        if v.iter().any(|s| s.entry.container == container) {
+        let mut v = self.lock();
+        if v.slots.iter().any(|s| s.entry.container == container) {
             return false;
         }
-        v.push(Slot {
+        v.slots.push(Slot {
             entry: StatsEntry {
                 container: container.to_string(),
                 ..Default::default()
             },
             error: None,
         });
+        v.version += 1;
         true
     }
 
     fn remove(&self, container: &str) {
-        if let Ok(mut v) = self.0.lock() {
-            v.retain(|s| s.entry.container != container);
-        }
+        let mut v = self.lock();
+        v.slots.retain(|s| s.entry.container != container);
+        v.version += 1;
     }
 
     /// Applies `f` to a container's slot; false when it is not followed
     /// any more.
     fn update(&self, container: &str, f: impl FnOnce(&mut Slot)) -> bool {
-        let Ok(mut v) = self.0.lock() else {
-            return false;
-        };
-        match v.iter_mut().find(|s| s.entry.container == container) {
+        let mut v = self.lock();
+        match v.slots.iter_mut().find(|s| s.entry.container == container) {
             Some(slot) => {
                 f(slot);
+                v.version += 1;
                 true
             }
             None => false,
@@ -110,7 +119,16 @@ impl Followed {
     }
 
     fn snapshot(&self) -> Vec<Slot> {
-        self.0.lock().map(|v| v.clone()).unwrap_or_default()
+        self.lock().slots.clone()
+    }
+
+    /// The entries and their version, unless the version is `drawn`.
+    fn entries_since(&self, drawn: Option<u64>) -> Option<(u64, Vec<StatsEntry>)> {
+        let v = self.lock();
+        (drawn != Some(v.version)).then(|| {
+            let entries = v.slots.iter().map(|s| s.entry.clone()).collect();
+            (v.version, entries)
+        })
     }
 }
 
@@ -313,17 +331,22 @@ pub(crate) async fn stats(ctx: &Ctx, args: &StatsArgs) -> CmdResult {
     };
     let format = stats_format(config_format.as_deref().or(args.format.as_deref()));
     let mut ticker = tokio::time::interval(REDRAW);
+    let mut drawn = None;
     loop {
         ticker.tick().await;
-        let entries: Vec<StatsEntry> = followed.snapshot().into_iter().map(|s| s.entry).collect();
-        let text = stats_text(format, &entries, !args.no_trunc)?;
-        if stream {
-            out(&stream_frame(&text))?;
-        } else {
-            out(&text)?;
-        }
-        if (entries.is_empty() && !show_all) || !stream {
-            return Ok(0);
+        // Samples come once a second and the table is redrawn twice: an
+        // unchanged table is not rendered and written again.
+        if let Some((version, entries)) = followed.entries_since(drawn) {
+            let text = stats_text(format, &entries, !args.no_trunc)?;
+            if stream {
+                out(&stream_frame(&text))?;
+            } else {
+                out(&text)?;
+            }
+            if (entries.is_empty() && !show_all) || !stream {
+                return Ok(0);
+            }
+            drawn = Some(version);
         }
         if let Ok(e) = events_rx.try_recv() {
             // docker shuts down quietly when the daemon drops the stream.
@@ -350,6 +373,13 @@ mod tests {
         assert!(!f.update("b", |_| {}));
         let snap = f.snapshot();
         assert_eq!(snap.len(), 1);
+        let (v, entries) = f.entries_since(None).unwrap();
+        assert_eq!(entries.len(), 1);
+        assert!(f.entries_since(Some(v)).is_none());
+        assert!(!f.update("gone", |_| {}));
+        assert!(f.entries_since(Some(v)).is_none());
+        assert!(f.update("a", |s| s.error = None));
+        assert!(f.entries_since(Some(v)).is_some());
         assert_eq!(snap[0].entry.container, "a");
         assert_eq!(snap[0].error.as_deref(), Some("x"));
         assert_eq!(short("4f1a2b3c4d5e0000"), "4f1a2b3c4d5e");

@@ -98,7 +98,18 @@ pub(crate) struct MemoryStats {
     #[serde(deserialize_with = "nullable")]
     pub(crate) limit: u64,
     #[serde(deserialize_with = "nullable")]
-    pub(crate) stats: BTreeMap<String, u64>,
+    pub(crate) stats: CacheStats,
+}
+
+/// The entries of `memory_stats.stats` the CLI reads; the other thirty
+/// or so are skipped without being stored.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub(crate) struct CacheStats {
+    /// cgroup v1.
+    pub(crate) total_inactive_file: Option<u64>,
+    /// cgroup v2.
+    pub(crate) inactive_file: Option<u64>,
 }
 
 /// One interface of `networks`.
@@ -166,12 +177,12 @@ pub(crate) fn cpu_percent_unix(v: &StatsResponse) -> f64 {
 /// docker's `calculateMemUsageUnixNoCache`: usage minus the inactive file
 /// cache (`total_inactive_file` on cgroup v1, `inactive_file` on v2).
 pub(crate) fn mem_usage_no_cache(m: &MemoryStats) -> f64 {
-    if let Some(&v) = m.stats.get("total_inactive_file") {
+    if let Some(v) = m.stats.total_inactive_file {
         if v < m.usage {
             return (m.usage - v) as f64;
         }
     }
-    let v = m.stats.get("inactive_file").copied().unwrap_or(0);
+    let v = m.stats.inactive_file.unwrap_or(0);
     if v < m.usage {
         return (m.usage - v) as f64;
     }
@@ -416,10 +427,16 @@ CONTAINER ID                                                       NAME      CPU
 
     #[test]
     fn memory_edge_cases() {
-        let m = |usage: u64, stats: &[(&str, u64)]| MemoryStats {
-            usage,
-            limit: 0,
-            stats: stats.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
+        let m = |usage: u64, stats: &[(&str, u64)]| {
+            let get = |k: &str| stats.iter().find(|(name, _)| *name == k).map(|(_, v)| *v);
+            MemoryStats {
+                usage,
+                limit: 0,
+                stats: CacheStats {
+                    total_inactive_file: get("total_inactive_file"),
+                    inactive_file: get("inactive_file"),
+                },
+            }
         };
         // The cache is only subtracted when smaller than the usage.
         assert_eq!(

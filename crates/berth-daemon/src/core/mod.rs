@@ -23,6 +23,7 @@ mod restart;
 mod restore;
 mod spec_map;
 mod start;
+pub mod stats;
 pub mod stdio;
 mod stop;
 pub mod view;
@@ -69,6 +70,8 @@ pub struct Daemon {
     pub events: events::Events,
     /// Networks and endpoints ([`Daemon::open_networking`] sets it).
     networking: std::sync::OnceLock<Arc<network::Networking>>,
+    /// The shared tick of streaming `stats`.
+    stats: Arc<stats::StatsHub>,
 }
 
 fn create_dir(p: &std::path::Path) -> Result<()> {
@@ -117,6 +120,7 @@ impl Daemon {
             tombstones: Default::default(),
             events: events::Events::open(Some(&cfg_data_root.join("events.jsonl"))),
             networking: Default::default(),
+            stats: Default::default(),
         };
         d.sweep_container_dirs();
         d.sweep_volume_dirs();

@@ -1,10 +1,10 @@
 //! A running container's cgroup from the daemon's side: `pause`,
-//! `unpause`, `update`, `top` and `stats`.
+//! `unpause`, `update` and `top` (`stats` is in [`super::stats`]).
 
 use std::sync::Arc;
 
 use berth_api::container::{HostConfig, RestartPolicy};
-use berth_runtime::cgroups::{self, Hierarchy, Resources, Stats};
+use berth_runtime::cgroups::{self, Hierarchy, Resources};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -194,45 +194,6 @@ impl Daemon {
         let (titles, processes) = ps_rows(&String::from_utf8_lossy(&out.stdout), &pids)?;
         Ok(json!({"Titles": titles, "Processes": processes}))
     }
-
-    /// One stats sample of a container (zeros when it is not running).
-    pub async fn stats_sample(&self, c: &Arc<Container>) -> Value {
-        let (running, pid, name) = {
-            let r = c.rec();
-            (r.state.status.is_active(), r.state.pid, r.name.clone())
-        };
-        let now = super::now_rfc3339();
-        if !running {
-            return json!({"read": super::container::ZERO_TIME, "preread": super::container::ZERO_TIME,
-                "pids_stats": {}, "blkio_stats": empty_blkio(), "num_procs": 0, "storage_stats": {},
-                "cpu_stats": {"cpu_usage": {"total_usage": 0, "usage_in_kernelmode": 0, "usage_in_usermode": 0},
-                              "throttling_data": {"periods": 0, "throttled_periods": 0, "throttled_time": 0}},
-                "precpu_stats": {"cpu_usage": {"total_usage": 0, "usage_in_kernelmode": 0, "usage_in_usermode": 0},
-                                 "throttling_data": {"periods": 0, "throttled_periods": 0, "throttled_time": 0}},
-                "memory_stats": {}, "name": format!("/{name}"), "id": c.id});
-        }
-        let path = self.cgroup_path(&c.id);
-        let sample = tokio::task::spawn_blocking(move || {
-            let stats = Hierarchy::detect().stats(&path).unwrap_or_default();
-            (
-                stats,
-                cgroups::system_cpu_usage(),
-                cgroups::online_cpus(),
-                net_dev(pid),
-            )
-        })
-        .await
-        .unwrap_or_default();
-        let (stats, system, cpus, nets) = sample;
-        let mut v = stats_json(&stats, system, cpus);
-        v["read"] = json!(now);
-        v["name"] = json!(format!("/{name}"));
-        v["id"] = json!(c.id);
-        if !nets.as_object().is_some_and(|m| m.is_empty()) {
-            v["networks"] = nets;
-        }
-        v
-    }
 }
 
 /// Applies the fields an update sets (0 / "" / null leave a field alone).
@@ -265,85 +226,6 @@ fn merge_update(hc: &mut HostConfig, u: &UpdateBody) {
         // Swap that no longer covers memory follows it, as Docker does.
         hc.memory_swap = u.memory * 2;
     }
-}
-
-fn empty_blkio() -> Value {
-    json!({"io_service_bytes_recursive": null, "io_serviced_recursive": null, "io_queue_recursive": null,
-           "io_service_time_recursive": null, "io_wait_time_recursive": null, "io_merged_recursive": null,
-           "io_time_recursive": null, "sectors_recursive": null})
-}
-
-/// Docker's stats JSON from one cgroup sample.
-fn stats_json(s: &Stats, system: u64, cpus: u32) -> Value {
-    let limit = match (s.memory.limit, cgroups::machine_memory()) {
-        (Some(l), Some(m)) => l.min(m),
-        (Some(l), None) => l,
-        (None, m) => m.unwrap_or(0),
-    };
-    let entries = |v: &[cgroups::BlkioEntry]| -> Value {
-        json!(v
-            .iter()
-            .map(|e| json!({"major": e.major, "minor": e.minor, "op": e.op, "value": e.value}))
-            .collect::<Vec<_>>())
-    };
-    let mut memory = json!({"usage": s.memory.usage, "stats": s.memory.stats, "limit": limit});
-    if let Some(m) = s.memory.max_usage {
-        memory["max_usage"] = json!(m);
-    }
-    if let Some(f) = s.memory.failcnt {
-        memory["failcnt"] = json!(f);
-    }
-    let mut pids = json!({"current": s.pids.current});
-    if let Some(l) = s.pids.limit {
-        pids["limit"] = json!(l);
-    }
-    let mut blkio = empty_blkio();
-    blkio["io_service_bytes_recursive"] = entries(&s.blkio.io_service_bytes_recursive);
-    blkio["io_serviced_recursive"] = entries(&s.blkio.io_serviced_recursive);
-    let mut usage = json!({"total_usage": s.cpu.total_usage, "usage_in_kernelmode": s.cpu.usage_in_kernelmode,
-                           "usage_in_usermode": s.cpu.usage_in_usermode});
-    if !s.cpu.percpu_usage.is_empty() {
-        usage["percpu_usage"] = json!(s.cpu.percpu_usage);
-    }
-    json!({
-        "pids_stats": pids, "blkio_stats": blkio, "num_procs": 0, "storage_stats": {},
-        "cpu_stats": {"cpu_usage": usage, "system_cpu_usage": system, "online_cpus": cpus,
-                      "throttling_data": {"periods": s.cpu.throttling.periods,
-                                          "throttled_periods": s.cpu.throttling.throttled_periods,
-                                          "throttled_time": s.cpu.throttling.throttled_time}},
-        "memory_stats": memory,
-    })
-}
-
-/// Interface counters of the container's network namespace (loopback left
-/// out, as Docker does), from its init process's /proc/<pid>/net/dev.
-fn net_dev(pid: i64) -> Value {
-    let mut out = serde_json::Map::new();
-    let Ok(text) = std::fs::read_to_string(format!("/proc/{pid}/net/dev")) else {
-        return Value::Object(out);
-    };
-    for line in text.lines().skip(2) {
-        let Some((name, rest)) = line.split_once(':') else {
-            continue;
-        };
-        let name = name.trim();
-        if name == "lo" {
-            continue;
-        }
-        let n: Vec<u64> = rest
-            .split_whitespace()
-            .filter_map(|x| x.parse().ok())
-            .collect();
-        if n.len() < 16 {
-            continue;
-        }
-        out.insert(
-            name.to_string(),
-            json!({"rx_bytes": n[0], "rx_packets": n[1], "rx_errors": n[2], "rx_dropped": n[3],
-                   "tx_bytes": n[8], "tx_packets": n[9], "tx_errors": n[10], "tx_dropped": n[11]}),
-        );
-    }
-    Value::Object(out)
 }
 
 /// The header and the rows of `ps` output whose PID is one of `pids`

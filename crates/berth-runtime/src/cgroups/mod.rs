@@ -25,6 +25,7 @@
 //! # Ok::<(), berth_runtime::cgroups::CgroupError>(())
 //! ```
 
+mod reader;
 mod stats;
 #[cfg(test)]
 mod testing;
@@ -35,6 +36,7 @@ use std::io::{ErrorKind, Write as _};
 use std::path::{Component, Path, PathBuf};
 use std::time::Duration;
 
+pub use reader::{HostReader, HostSample, StatsReader};
 pub use stats::{
     machine_memory, online_cpus, parse_cpuset, system_cpu_usage, BlkioEntry, BlkioStats, CpuStats,
     MemoryStats, PidsStats, Stats, Throttling,
@@ -209,10 +211,16 @@ impl Hierarchy {
     /// are not there leave their part at its default; a missing cgroup is
     /// [`CgroupError::NotFound`].
     pub fn stats(&self, cgroup_path: &str) -> Result<Stats, CgroupError> {
+        self.stats_reader(cgroup_path)?.read()
+    }
+
+    /// The container's stats files, opened for repeated samples (a
+    /// streaming `docker stats`); errors as [`Hierarchy::stats`].
+    pub fn stats_reader(&self, cgroup_path: &str) -> Result<StatsReader, CgroupError> {
         let rel = relative(cgroup_path)?;
         match self {
-            Hierarchy::V1 { root } => v1::stats(root, &rel),
-            Hierarchy::V2 { root } => v2::stats(&root.join(&rel)),
+            Hierarchy::V1 { root } => StatsReader::open_v1(root, &rel),
+            Hierarchy::V2 { root } => StatsReader::open_v2(&root.join(&rel)),
         }
     }
 
@@ -473,11 +481,6 @@ fn read_opt(path: &Path) -> Result<Option<String>, CgroupError> {
 /// Parses a file holding one number.
 fn parse_u64(path: &Path, text: &str) -> Result<u64, CgroupError> {
     text.trim().parse().map_err(|_| parse_error(path, text))
-}
-
-/// Reads an optional file holding one number.
-fn read_u64_opt(path: &Path) -> Result<Option<u64>, CgroupError> {
-    read_opt(path)?.map(|t| parse_u64(path, &t)).transpose()
 }
 
 fn parse_error(path: &Path, text: &str) -> CgroupError {

@@ -3,10 +3,9 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use super::stats::{self, BlkioStats, CpuStats, MemoryStats, PidsStats, Stats};
 use super::{
-    cpuset, existing_dir, nano_cpus_to_quota, parse_u64, read, read_opt, read_u64_opt, set,
-    validate, write, CgroupError, Resources, Write,
+    cpuset, existing_dir, nano_cpus_to_quota, parse_u64, read, set, validate, write, CgroupError,
+    Resources, Write,
 };
 
 /// The controllers whose cgroup lists the container's processes, in the
@@ -120,104 +119,6 @@ pub(super) fn plan_update(
         plan.push(Write::new(file, w.to_string()));
     }
     Ok(plan)
-}
-
-pub(super) fn stats(root: &Path, rel: &Path) -> Result<Stats, CgroupError> {
-    let cpuacct = dir(root, "cpuacct", rel);
-    let memory = dir(root, "memory", rel);
-    if !cpuacct.is_dir() && !memory.is_dir() {
-        return Err(CgroupError::NotFound { path: memory });
-    }
-
-    let mut cpu = CpuStats {
-        total_usage: read_u64_opt(&cpuacct.join("cpuacct.usage"))?.unwrap_or(0),
-        ..CpuStats::default()
-    };
-    let percpu = cpuacct.join("cpuacct.usage_percpu");
-    if let Some(text) = read_opt(&percpu)? {
-        cpu.percpu_usage =
-            stats::parse_percpu(&text).ok_or_else(|| super::parse_error(&percpu, &text))?;
-    }
-    if let Some(text) = read_opt(&cpuacct.join("cpuacct.stat"))? {
-        (cpu.usage_in_usermode, cpu.usage_in_kernelmode) = stats::parse_cpuacct_stat(&text);
-    }
-    if let Some(text) = read_opt(&dir(root, "cpu", rel).join("cpu.stat"))? {
-        cpu.throttling = stats::throttling(&stats::parse_flat_keyed(&text));
-    }
-
-    let mem = MemoryStats {
-        usage: read_u64_opt(&memory.join("memory.usage_in_bytes"))?.unwrap_or(0),
-        max_usage: read_u64_opt(&memory.join("memory.max_usage_in_bytes"))?,
-        failcnt: read_u64_opt(&memory.join("memory.failcnt"))?,
-        limit: read_u64_opt(&memory.join("memory.limit_in_bytes"))?.and_then(stats::v1_limit),
-        stats: read_opt(&memory.join("memory.stat"))?
-            .map(|t| stats::parse_flat_keyed(&t))
-            .unwrap_or_default(),
-    };
-
-    let pids_dir = dir(root, "pids", rel);
-    let pids = PidsStats {
-        current: read_u64_opt(&pids_dir.join("pids.current"))?.unwrap_or(0),
-        limit: read_limit(&pids_dir.join("pids.max"))?,
-    };
-
-    Ok(Stats {
-        cpu,
-        memory: mem,
-        pids,
-        blkio: blkio_stats(&dir(root, "blkio", rel))?,
-    })
-}
-
-/// A limit file that may be missing: missing and "max" are both `None`.
-fn read_limit(path: &Path) -> Result<Option<u64>, CgroupError> {
-    match read_opt(path)? {
-        Some(text) => stats::parse_limit(&text).map_err(|()| super::parse_error(path, &text)),
-        None => Ok(None),
-    }
-}
-
-/// runc's choice among the blkio files a kernel may offer: BFQ's, then
-/// CFQ's (gone since 5.0), then the throttle ones, which count all I/O; a
-/// set is used when its first file has entries.
-fn blkio_stats(d: &Path) -> Result<BlkioStats, CgroupError> {
-    const SETS: [[&str; 2]; 4] = [
-        [
-            "blkio.bfq.io_service_bytes_recursive",
-            "blkio.bfq.io_serviced_recursive",
-        ],
-        [
-            "blkio.io_service_bytes_recursive",
-            "blkio.io_serviced_recursive",
-        ],
-        [
-            "blkio.throttle.io_service_bytes_recursive",
-            "blkio.throttle.io_serviced_recursive",
-        ],
-        [
-            "blkio.throttle.io_service_bytes",
-            "blkio.throttle.io_serviced",
-        ],
-    ];
-    let read_entries = |name: &str| -> Result<Vec<_>, CgroupError> {
-        let path = d.join(name);
-        match read_opt(&path)? {
-            Some(text) => {
-                stats::parse_v1_blkio(&text).ok_or_else(|| super::parse_error(&path, &text))
-            }
-            None => Ok(Vec::new()),
-        }
-    };
-    for [bytes, serviced] in SETS {
-        let io_service_bytes_recursive = read_entries(bytes)?;
-        if !io_service_bytes_recursive.is_empty() {
-            return Ok(BlkioStats {
-                io_service_bytes_recursive,
-                io_serviced_recursive: read_entries(serviced)?,
-            });
-        }
-    }
-    Ok(BlkioStats::default())
 }
 
 /// The cgroup directory whose `cgroup.procs` lists the container.

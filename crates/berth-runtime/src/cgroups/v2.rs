@@ -3,10 +3,10 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use super::stats::{self, BlkioStats, CpuStats, MemoryStats, PidsStats, Stats};
+use super::stats;
 use super::{
-    cpuset, existing_dir, nano_cpus_to_quota, parse_error, read, read_opt, read_u64_opt, set,
-    validate, write, CgroupError, Resources, Write,
+    cpuset, existing_dir, nano_cpus_to_quota, parse_error, read, read_opt, set, validate, write,
+    CgroupError, Resources, Write,
 };
 
 /// The CFS period the kernel starts a cgroup with (µs).
@@ -155,55 +155,6 @@ fn parse_cpu_max(text: &str) -> Option<(Option<u64>, u64)> {
     Some((quota, period))
 }
 
-pub(super) fn stats(dir: &Path) -> Result<Stats, CgroupError> {
-    let dir = existing_dir(dir.to_path_buf())?;
-    let flat = |name: &str| -> Result<Option<_>, CgroupError> {
-        Ok(read_opt(&dir.join(name))?.map(|t| stats::parse_flat_keyed(&t)))
-    };
-    let limit = |name: &str| -> Result<Option<u64>, CgroupError> {
-        let file = dir.join(name);
-        match read_opt(&file)? {
-            Some(text) => stats::parse_limit(&text).map_err(|()| parse_error(&file, &text)),
-            None => Ok(None),
-        }
-    };
-
-    let mut cpu = CpuStats::default();
-    if let Some(m) = flat("cpu.stat")? {
-        let us = |k: &str| m.get(k).copied().unwrap_or(0) * 1000;
-        cpu.total_usage = us("usage_usec");
-        cpu.usage_in_usermode = us("user_usec");
-        cpu.usage_in_kernelmode = us("system_usec");
-        cpu.throttling = stats::throttling(&m);
-    }
-
-    let memory = MemoryStats {
-        usage: read_u64_opt(&dir.join("memory.current"))?.unwrap_or(0),
-        max_usage: None,
-        failcnt: flat("memory.events")?.and_then(|m| m.get("oom").copied()),
-        limit: limit("memory.max")?,
-        stats: flat("memory.stat")?.unwrap_or_default(),
-    };
-
-    let pids = PidsStats {
-        current: read_u64_opt(&dir.join("pids.current"))?.unwrap_or(0),
-        limit: limit("pids.max")?,
-    };
-
-    let io = dir.join("io.stat");
-    let blkio = match read_opt(&io)? {
-        Some(text) => stats::parse_io_stat(&text).ok_or_else(|| parse_error(&io, &text))?,
-        None => BlkioStats::default(),
-    };
-
-    Ok(Stats {
-        cpu,
-        memory,
-        pids,
-        blkio,
-    })
-}
-
 /// Writes `cgroup.freeze` and waits for `cgroup.events` to report the
 /// state. A freeze that times out is undone.
 pub(super) fn set_frozen(dir: &Path, frozen: bool, timeout: Duration) -> Result<(), CgroupError> {
@@ -246,7 +197,7 @@ fn frozen_in(events: &Path) -> Result<bool, CgroupError> {
 #[cfg(test)]
 mod tests {
     use super::super::testing::{self, V2TestCgroup};
-    use super::super::{BlkioEntry, CgroupError, Hierarchy, Throttling};
+    use super::super::{BlkioEntry, CgroupError, CpuStats, Hierarchy, PidsStats, Throttling};
     use super::*;
     use std::process::Command;
 

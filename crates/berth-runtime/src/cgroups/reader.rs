@@ -1,0 +1,434 @@
+//! [`StatsReader`] and [`HostReader`]: the files `docker stats` samples,
+//! opened once and re-read in place (`pread` at offset 0, which makes the
+//! kernel generate the contents afresh). A stream samples a dozen files a
+//! second per container; resolving each path every time cost more than
+//! reading it.
+
+use std::fs::File;
+use std::io::ErrorKind;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+use super::stats::{self, BlkioStats, CpuStats, MemoryStats, PidsStats, Stats};
+use super::{existing_dir, CgroupError};
+
+/// An open file and its path (for errors).
+#[derive(Debug)]
+struct Open {
+    file: File,
+    path: PathBuf,
+}
+
+impl Open {
+    /// Opens `path`; `None` when it does not exist (a controller or file
+    /// this kernel or cgroup lacks).
+    fn optional(path: PathBuf) -> Result<Option<Open>, CgroupError> {
+        match File::open(&path) {
+            Ok(file) => Ok(Some(Open { file, path })),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+            Err(source) => Err(CgroupError::Read { path, source }),
+        }
+    }
+
+    /// The whole file, read afresh into `buf`.
+    fn read<'a>(&self, buf: &'a mut Vec<u8>) -> Result<&'a str, CgroupError> {
+        let err = |source| CgroupError::Read {
+            path: self.path.clone(),
+            source,
+        };
+        let mut len = 0;
+        loop {
+            if len == buf.len() {
+                buf.resize((buf.len() * 2).max(4096), 0);
+            }
+            match self.file.read_at(&mut buf[len..], len as u64) {
+                Ok(0) => break,
+                Ok(n) => len += n,
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => return Err(err(e)),
+            }
+        }
+        std::str::from_utf8(&buf[..len])
+            .map_err(|e| err(std::io::Error::new(ErrorKind::InvalidData, e)))
+    }
+
+    fn parse_error(&self, text: &str) -> CgroupError {
+        super::parse_error(&self.path, text)
+    }
+
+    fn u64(&self, buf: &mut Vec<u8>) -> Result<u64, CgroupError> {
+        let text = self.read(buf)?;
+        text.trim().parse().map_err(|_| self.parse_error(text))
+    }
+
+    /// A limit file: a number, or "max" (`None`).
+    fn limit(&self, buf: &mut Vec<u8>) -> Result<Option<u64>, CgroupError> {
+        let text = self.read(buf)?;
+        stats::parse_limit(text).map_err(|()| self.parse_error(text))
+    }
+}
+
+/// A container's stats files, kept open between samples. Made by
+/// [`super::Hierarchy::stats_reader`]; the cgroup's files stop reading
+/// (ENODEV) once it is removed, so a restarted container needs a new one.
+#[derive(Debug)]
+pub struct StatsReader {
+    files: Files,
+    /// Reused for every file read.
+    buf: Vec<u8>,
+}
+
+#[derive(Debug)]
+enum Files {
+    V1(V1Files),
+    V2(V2Files),
+}
+
+/// Missing files (controllers not mounted) leave their part at its default.
+#[derive(Debug)]
+struct V1Files {
+    cpu_usage: Option<Open>,
+    percpu: Option<Open>,
+    cpuacct_stat: Option<Open>,
+    cpu_stat: Option<Open>,
+    mem_usage: Option<Open>,
+    mem_max_usage: Option<Open>,
+    mem_failcnt: Option<Open>,
+    mem_limit: Option<Open>,
+    mem_stat: Option<Open>,
+    pids_current: Option<Open>,
+    pids_max: Option<Open>,
+    /// The blkio file pairs there are, in runc's order of preference.
+    blkio: Vec<(Open, Option<Open>)>,
+}
+
+#[derive(Debug)]
+struct V2Files {
+    cpu_stat: Option<Open>,
+    mem_current: Option<Open>,
+    mem_events: Option<Open>,
+    mem_max: Option<Open>,
+    mem_stat: Option<Open>,
+    pids_current: Option<Open>,
+    pids_max: Option<Open>,
+    io_stat: Option<Open>,
+}
+
+/// runc's choice among the blkio files a kernel may offer: BFQ's, then
+/// CFQ's (gone since 5.0), then the throttle ones, which count all I/O; a
+/// set is used when its first file has entries.
+const V1_BLKIO_SETS: [[&str; 2]; 4] = [
+    [
+        "blkio.bfq.io_service_bytes_recursive",
+        "blkio.bfq.io_serviced_recursive",
+    ],
+    [
+        "blkio.io_service_bytes_recursive",
+        "blkio.io_serviced_recursive",
+    ],
+    [
+        "blkio.throttle.io_service_bytes_recursive",
+        "blkio.throttle.io_serviced_recursive",
+    ],
+    [
+        "blkio.throttle.io_service_bytes",
+        "blkio.throttle.io_serviced",
+    ],
+];
+
+impl StatsReader {
+    /// Opens the v1 files of the cgroup `rel` under `root`.
+    pub(super) fn open_v1(root: &Path, rel: &Path) -> Result<StatsReader, CgroupError> {
+        let dir = |controller: &str| root.join(controller).join(rel);
+        let (cpuacct, memory) = (dir("cpuacct"), dir("memory"));
+        if !cpuacct.is_dir() && !memory.is_dir() {
+            return Err(CgroupError::NotFound { path: memory });
+        }
+        let (cpu, pids, blkio) = (dir("cpu"), dir("pids"), dir("blkio"));
+        let mut blkio_sets = Vec::new();
+        for [bytes, serviced] in V1_BLKIO_SETS {
+            if let Some(b) = Open::optional(blkio.join(bytes))? {
+                blkio_sets.push((b, Open::optional(blkio.join(serviced))?));
+            }
+        }
+        let files = V1Files {
+            cpu_usage: Open::optional(cpuacct.join("cpuacct.usage"))?,
+            percpu: Open::optional(cpuacct.join("cpuacct.usage_percpu"))?,
+            cpuacct_stat: Open::optional(cpuacct.join("cpuacct.stat"))?,
+            cpu_stat: Open::optional(cpu.join("cpu.stat"))?,
+            mem_usage: Open::optional(memory.join("memory.usage_in_bytes"))?,
+            mem_max_usage: Open::optional(memory.join("memory.max_usage_in_bytes"))?,
+            mem_failcnt: Open::optional(memory.join("memory.failcnt"))?,
+            mem_limit: Open::optional(memory.join("memory.limit_in_bytes"))?,
+            mem_stat: Open::optional(memory.join("memory.stat"))?,
+            pids_current: Open::optional(pids.join("pids.current"))?,
+            pids_max: Open::optional(pids.join("pids.max"))?,
+            blkio: blkio_sets,
+        };
+        Ok(StatsReader {
+            files: Files::V1(files),
+            buf: Vec::new(),
+        })
+    }
+
+    /// Opens the v2 files of the cgroup directory `dir`.
+    pub(super) fn open_v2(dir: &Path) -> Result<StatsReader, CgroupError> {
+        let dir = existing_dir(dir.to_path_buf())?;
+        let open = |name: &str| Open::optional(dir.join(name));
+        let files = V2Files {
+            cpu_stat: open("cpu.stat")?,
+            mem_current: open("memory.current")?,
+            mem_events: open("memory.events")?,
+            mem_max: open("memory.max")?,
+            mem_stat: open("memory.stat")?,
+            pids_current: open("pids.current")?,
+            pids_max: open("pids.max")?,
+            io_stat: open("io.stat")?,
+        };
+        Ok(StatsReader {
+            files: Files::V2(files),
+            buf: Vec::new(),
+        })
+    }
+
+    /// One sample of the cgroup's usage.
+    pub fn read(&mut self) -> Result<Stats, CgroupError> {
+        match &self.files {
+            Files::V1(f) => read_v1(f, &mut self.buf),
+            Files::V2(f) => read_v2(f, &mut self.buf),
+        }
+    }
+}
+
+fn read_v1(f: &V1Files, buf: &mut Vec<u8>) -> Result<Stats, CgroupError> {
+    let u64_opt = |o: &Option<Open>, buf: &mut Vec<u8>| o.as_ref().map(|o| o.u64(buf)).transpose();
+
+    let mut cpu = CpuStats {
+        total_usage: u64_opt(&f.cpu_usage, buf)?.unwrap_or(0),
+        ..CpuStats::default()
+    };
+    if let Some(o) = &f.percpu {
+        let text = o.read(buf)?;
+        cpu.percpu_usage = stats::parse_percpu(text).ok_or_else(|| o.parse_error(text))?;
+    }
+    if let Some(o) = &f.cpuacct_stat {
+        (cpu.usage_in_usermode, cpu.usage_in_kernelmode) = stats::parse_cpuacct_stat(o.read(buf)?);
+    }
+    if let Some(o) = &f.cpu_stat {
+        cpu.throttling = stats::throttling(&stats::parse_flat_keyed(o.read(buf)?));
+    }
+
+    let memory = MemoryStats {
+        usage: u64_opt(&f.mem_usage, buf)?.unwrap_or(0),
+        max_usage: u64_opt(&f.mem_max_usage, buf)?,
+        failcnt: u64_opt(&f.mem_failcnt, buf)?,
+        limit: u64_opt(&f.mem_limit, buf)?.and_then(stats::v1_limit),
+        stats: match &f.mem_stat {
+            Some(o) => stats::parse_flat_keyed(o.read(buf)?),
+            None => Default::default(),
+        },
+    };
+
+    let pids = PidsStats {
+        current: u64_opt(&f.pids_current, buf)?.unwrap_or(0),
+        limit: match &f.pids_max {
+            Some(o) => o.limit(buf)?,
+            None => None,
+        },
+    };
+
+    let entries = |o: &Open, buf: &mut Vec<u8>| -> Result<Vec<_>, CgroupError> {
+        let text = o.read(buf)?;
+        stats::parse_v1_blkio(text).ok_or_else(|| o.parse_error(text))
+    };
+    let mut blkio = BlkioStats::default();
+    for (bytes, serviced) in &f.blkio {
+        let io_service_bytes_recursive = entries(bytes, buf)?;
+        if !io_service_bytes_recursive.is_empty() {
+            blkio = BlkioStats {
+                io_service_bytes_recursive,
+                io_serviced_recursive: match serviced {
+                    Some(o) => entries(o, buf)?,
+                    None => Vec::new(),
+                },
+            };
+            break;
+        }
+    }
+
+    Ok(Stats {
+        cpu,
+        memory,
+        pids,
+        blkio,
+    })
+}
+
+fn read_v2(f: &V2Files, buf: &mut Vec<u8>) -> Result<Stats, CgroupError> {
+    let flat = |o: &Option<Open>, buf: &mut Vec<u8>| -> Result<Option<_>, CgroupError> {
+        o.as_ref()
+            .map(|o| Ok(stats::parse_flat_keyed(o.read(buf)?)))
+            .transpose()
+    };
+    let limit = |o: &Option<Open>, buf: &mut Vec<u8>| -> Result<Option<u64>, CgroupError> {
+        Ok(match o {
+            Some(o) => o.limit(buf)?,
+            None => None,
+        })
+    };
+
+    let mut cpu = CpuStats::default();
+    if let Some(m) = flat(&f.cpu_stat, buf)? {
+        let us = |k: &str| m.get(k).copied().unwrap_or(0) * 1000;
+        cpu.total_usage = us("usage_usec");
+        cpu.usage_in_usermode = us("user_usec");
+        cpu.usage_in_kernelmode = us("system_usec");
+        cpu.throttling = stats::throttling(&m);
+    }
+
+    let memory = MemoryStats {
+        usage: f
+            .mem_current
+            .as_ref()
+            .map(|o| o.u64(buf))
+            .transpose()?
+            .unwrap_or(0),
+        max_usage: None,
+        failcnt: flat(&f.mem_events, buf)?.and_then(|m| m.get("oom").copied()),
+        limit: limit(&f.mem_max, buf)?,
+        stats: flat(&f.mem_stat, buf)?.unwrap_or_default(),
+    };
+
+    let pids = PidsStats {
+        current: f
+            .pids_current
+            .as_ref()
+            .map(|o| o.u64(buf))
+            .transpose()?
+            .unwrap_or(0),
+        limit: limit(&f.pids_max, buf)?,
+    };
+
+    let blkio = match &f.io_stat {
+        Some(o) => {
+            let text = o.read(buf)?;
+            stats::parse_io_stat(text).ok_or_else(|| o.parse_error(text))?
+        }
+        None => BlkioStats::default(),
+    };
+
+    Ok(Stats {
+        cpu,
+        memory,
+        pids,
+        blkio,
+    })
+}
+
+/// The host's side of a stats sample, read once per tick for every
+/// container.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct HostSample {
+    /// Docker's `system_cpu_usage` (see [`super::system_cpu_usage`]); 0
+    /// when `/proc/stat` cannot be read.
+    pub system_cpu_usage: u64,
+    /// Docker's `online_cpus`; at least 1.
+    pub online_cpus: u32,
+    /// `MemTotal` in bytes ([`super::machine_memory`]).
+    pub machine_memory: Option<u64>,
+}
+
+/// `/proc/stat` and `/proc/meminfo`, kept open between samples.
+#[derive(Debug)]
+pub struct HostReader {
+    stat: Option<Open>,
+    meminfo: Option<Open>,
+    buf: Vec<u8>,
+}
+
+impl HostReader {
+    /// Opens the files (one that cannot be opened reads as its default).
+    pub fn open() -> HostReader {
+        HostReader::open_at(Path::new("/proc"))
+    }
+
+    fn open_at(proc: &Path) -> HostReader {
+        let open = |name: &str| {
+            Open::optional(proc.join(name))
+                .inspect_err(|e| tracing::warn!("{e}"))
+                .ok()
+                .flatten()
+        };
+        HostReader {
+            stat: open("stat"),
+            meminfo: open("meminfo"),
+            buf: Vec::new(),
+        }
+    }
+
+    /// The host's CPU time, CPU count and memory now.
+    pub fn read(&mut self) -> HostSample {
+        let (system_cpu_usage, online_cpus) = match &self.stat {
+            Some(o) => match o.read(&mut self.buf) {
+                Ok(text) => stats::parse_proc_stat(text).unwrap_or((0, 1)),
+                Err(e) => {
+                    tracing::warn!("{e}");
+                    (0, 1)
+                }
+            },
+            None => (0, 1),
+        };
+        let machine_memory = self
+            .meminfo
+            .as_ref()
+            .and_then(|o| o.read(&mut self.buf).ok())
+            .and_then(stats::parse_meminfo_total);
+        HostSample {
+            system_cpu_usage,
+            online_cpus: online_cpus.max(1),
+            machine_memory,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn files_are_read_afresh_and_in_full() {
+        let t = tempfile::tempdir().unwrap();
+        let path = t.path().join("f");
+        std::fs::write(&path, "1\n").unwrap();
+        let o = Open::optional(path.clone()).unwrap().unwrap();
+        let mut buf = Vec::new();
+        assert_eq!(o.u64(&mut buf).unwrap(), 1);
+        // Longer than the first buffer.
+        let long = "x".repeat(10_000);
+        std::fs::write(&path, &long).unwrap();
+        assert_eq!(o.read(&mut buf).unwrap(), long);
+        std::fs::write(&path, "max\n").unwrap();
+        assert_eq!(o.limit(&mut buf).unwrap(), None);
+        assert!(matches!(o.u64(&mut buf), Err(CgroupError::Parse { .. })));
+        assert!(Open::optional(t.path().join("none")).unwrap().is_none());
+    }
+
+    #[test]
+    fn host_reader_on_this_machine_and_without_proc() {
+        let mut h = HostReader::open();
+        let a = h.read();
+        assert!(a.system_cpu_usage > 0 && a.online_cpus >= 1);
+        assert!(a.machine_memory.unwrap() > 1 << 20);
+        std::thread::sleep(std::time::Duration::from_millis(30));
+        assert!(h.read().system_cpu_usage >= a.system_cpu_usage);
+        let t = tempfile::tempdir().unwrap();
+        assert_eq!(
+            HostReader::open_at(t.path()).read(),
+            HostSample {
+                system_cpu_usage: 0,
+                online_cpus: 1,
+                machine_memory: None
+            }
+        );
+    }
+}
