@@ -9,12 +9,10 @@
 
 use std::collections::HashMap;
 use std::fs::File;
-use std::io::ErrorKind;
-use std::os::unix::fs::FileExt;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use berth_runtime::cgroups::{Hierarchy, HostReader, HostSample, Stats, StatsReader};
+use berth_runtime::cgroups::{self, Hierarchy, HostReader, HostSample, Stats, StatsReader};
 use serde::ser::{SerializeMap, Serializer};
 use serde::Serialize;
 use tokio::sync::watch;
@@ -108,7 +106,7 @@ impl Readers {
             None => Stats::default(),
         };
         let networks = match &self.net_dev {
-            Some(f) => match read_at_start(f, &mut self.buf) {
+            Some(f) => match cgroups::read_afresh(f, &mut self.buf) {
                 Ok(text) => parse_net_dev(text),
                 Err(_) => {
                     self.net_dev = None;
@@ -124,23 +122,6 @@ impl Readers {
     fn stale(&self, pid: i64) -> bool {
         self.pid != pid || self.cgroup.is_none()
     }
-}
-
-/// The whole of a `/proc` file, generated afresh.
-fn read_at_start<'a>(f: &File, buf: &'a mut Vec<u8>) -> std::io::Result<&'a str> {
-    let mut len = 0;
-    loop {
-        if len == buf.len() {
-            buf.resize((buf.len() * 2).max(4096), 0);
-        }
-        match f.read_at(&mut buf[len..], len as u64) {
-            Ok(0) => break,
-            Ok(n) => len += n,
-            Err(e) if e.kind() == ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    std::str::from_utf8(&buf[..len]).map_err(|e| std::io::Error::new(ErrorKind::InvalidData, e))
 }
 
 /// Samples one container, keeping its files open between calls.

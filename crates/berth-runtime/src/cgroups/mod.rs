@@ -36,7 +36,7 @@ use std::io::{ErrorKind, Write as _};
 use std::path::{Component, Path, PathBuf};
 use std::time::Duration;
 
-pub use reader::{HostReader, HostSample, StatsReader};
+pub use reader::{read_afresh, HostReader, HostSample, StatsReader};
 pub use stats::{
     machine_memory, online_cpus, parse_cpuset, system_cpu_usage, BlkioEntry, BlkioStats, CpuStats,
     MemoryStats, PidsStats, Stats, Throttling,

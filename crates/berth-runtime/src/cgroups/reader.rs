@@ -12,6 +12,36 @@ use std::path::{Path, PathBuf};
 use super::stats::{self, BlkioStats, CpuStats, MemoryStats, PidsStats, Stats};
 use super::{existing_dir, CgroupError};
 
+/// Room left in the buffer after a short read that shows the file ended.
+const SHORT_READ_ROOM: usize = 1024;
+
+/// The whole of an open cgroup or `/proc` file, generated afresh by the
+/// kernel (`pread` from offset 0), into `buf`.
+pub fn read_afresh<'a>(file: &File, buf: &'a mut Vec<u8>) -> std::io::Result<&'a str> {
+    let mut len = 0;
+    loop {
+        if len == buf.len() {
+            buf.resize((buf.len() * 2).max(4096), 0);
+        }
+        match file.read_at(&mut buf[len..], len as u64) {
+            Ok(0) => break,
+            Ok(n) => {
+                len += n;
+                // A pseudo file stops a read short of the buffer only at
+                // its end or before a record that does not fit: with a lot
+                // of room left (records are short lines) that is the end,
+                // and the read that would return 0 is saved.
+                if buf.len() - len >= SHORT_READ_ROOM {
+                    break;
+                }
+            }
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    std::str::from_utf8(&buf[..len]).map_err(|e| std::io::Error::new(ErrorKind::InvalidData, e))
+}
+
 /// An open file and its path (for errors).
 #[derive(Debug)]
 struct Open {
@@ -32,24 +62,10 @@ impl Open {
 
     /// The whole file, read afresh into `buf`.
     fn read<'a>(&self, buf: &'a mut Vec<u8>) -> Result<&'a str, CgroupError> {
-        let err = |source| CgroupError::Read {
+        read_afresh(&self.file, buf).map_err(|source| CgroupError::Read {
             path: self.path.clone(),
             source,
-        };
-        let mut len = 0;
-        loop {
-            if len == buf.len() {
-                buf.resize((buf.len() * 2).max(4096), 0);
-            }
-            match self.file.read_at(&mut buf[len..], len as u64) {
-                Ok(0) => break,
-                Ok(n) => len += n,
-                Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                Err(e) => return Err(err(e)),
-            }
-        }
-        std::str::from_utf8(&buf[..len])
-            .map_err(|e| err(std::io::Error::new(ErrorKind::InvalidData, e)))
+        })
     }
 
     fn parse_error(&self, text: &str) -> CgroupError {
