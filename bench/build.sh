@@ -4,6 +4,9 @@
 # with nothing changed (every step from the cache), then after one file of
 # the context changed (from its COPY on). Median of N runs, in ms; a
 # docker row (legacy builder) when a docker daemon answers.
+# Then a 100 MB context (one file of random bytes, COPY'd): cold and cached
+# build times (median of BIG_RUNS, default 3) and the client's peak RSS,
+# which stays flat as the context is streamed, never held.
 #
 #   bench/build.sh [N]        (needs root and a release build)
 set -euo pipefail
@@ -71,3 +74,38 @@ if docker version >/dev/null 2>&1; then
   printf '%-28s %10s\n' "docker cold" "$(printf '%s\n' "${dcold[@]}" | median)"
   printf '%-28s %10s\n' "docker no change" "$(printf '%s\n' "${dwarm[@]}" | median)"
 fi
+
+# A 100 MB context: sent as a stream, unpacked and hashed once by the
+# daemon; the cached rebuild copies nothing.
+big=$root/big
+mkdir -p "$big"
+printf 'FROM busybox\nCOPY big.bin /big.bin\nCMD ["true"]\n' >"$big/Dockerfile"
+head -c 100000000 /dev/urandom >"$big/big.bin"
+# Peak RSS in kB of one client run: GNU time when present, else sampled.
+peak_rss() {
+  if [ -x /usr/bin/time ]; then
+    /usr/bin/time -f %M -o "$root/rss" env BERTH_NO_AUTOSTART=1 "$berth" -H "unix://$sock" "$@" >/dev/null
+    tail -n 1 "$root/rss"
+  else
+    BERTH_NO_AUTOSTART=1 "$berth" -H "unix://$sock" "$@" >/dev/null &
+    local pid=$! peak=0 v
+    while kill -0 "$pid" 2>/dev/null; do
+      v=$(awk '/^VmHWM:/ { print $2 }' "/proc/$pid/status" 2>/dev/null || true)
+      [ -n "$v" ] && [ "$v" -gt "$peak" ] && peak=$v
+      sleep 0.01
+    done
+    wait "$pid"
+    echo "$peak"
+  fi
+}
+bigruns=${BIG_RUNS:-3}
+bcold=() bwarm=()
+for _ in $(seq "$bigruns"); do
+  bcold+=("$(time_one B build --no-cache -t big "$big")")
+  bwarm+=("$(time_one B build -t big "$big")")
+done
+rss=$(peak_rss build -t big "$big")
+printf '%-28s %10s\n' "100 MB context ($bigruns runs)" "median ms"
+printf '%-28s %10s\n' "cold (--no-cache)" "$(printf '%s\n' "${bcold[@]}" | median)"
+printf '%-28s %10s\n' "no change (all cached)" "$(printf '%s\n' "${bwarm[@]}" | median)"
+printf '%-28s %10s\n' "client peak RSS (MB)" "$(awk -v k="$rss" 'BEGIN { printf "%.1f", k / 1024 }')"

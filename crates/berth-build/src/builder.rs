@@ -24,7 +24,7 @@ use berth_image::{CommitRequest, History, ImageConfig, ImageStore, RootFsConfig}
 use serde_json::Value;
 use sha2::{Digest as _, Sha256};
 
-use crate::context::{resolve_sources, SourceRoot};
+use crate::context::{resolve_sources, ContextDigests, SourceRoot};
 use crate::fsutil::{self, CopyOpts};
 use crate::parser::{self, Args, Instruction};
 use crate::shell;
@@ -88,6 +88,9 @@ pub struct BuildOptions {
     pub dockerfile: String,
     /// The unpacked context.
     pub context: PathBuf,
+    /// Digests of the context's files taken as it was unpacked (empty:
+    /// each file is hashed when a COPY first needs it).
+    pub context_digests: Arc<ContextDigests>,
     /// `-t`.
     pub tags: Vec<Reference>,
     /// `--build-arg` (a name alone takes its value from nowhere: None).
@@ -1357,7 +1360,7 @@ impl Builder {
         // The cache key: every source's names, modes and bytes.
         let mut h = Sha256::new();
         for s in &sources {
-            fsutil::hash_tree(&s.path, &s.name, &mut h).map_err(internal)?;
+            fsutil::hash_tree(&s.path, &s.name, &mut h, &opts.context_digests).map_err(internal)?;
         }
         for (n, c) in &inline {
             h.update(n.as_bytes());

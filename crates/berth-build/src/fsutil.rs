@@ -9,6 +9,8 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest as _, Sha256};
 
+use crate::context::ContextDigests;
+
 /// Resolves `path` inside `root`, following symlinks with `root` standing
 /// for `/`: the result is always under `root`, whatever the links say.
 /// With `follow_last` false a symlink in the last component is kept.
@@ -154,8 +156,15 @@ pub(crate) fn mkdir_all(dir: &Path, owner: (u32, u32)) -> io::Result<()> {
 }
 
 /// Feeds a tree's names, types, modes and contents into a hash (what the
-/// cache keys COPY/ADD on; times are left out, as Docker does).
-pub(crate) fn hash_tree(p: &Path, rel: &str, h: &mut Sha256) -> io::Result<()> {
+/// cache keys COPY/ADD on; times are left out, as Docker does). A file's
+/// content goes in as its sha256: the one `digests` knows, else read now
+/// and remembered there, so no file is read twice for the cache.
+pub(crate) fn hash_tree(
+    p: &Path,
+    rel: &str,
+    h: &mut Sha256,
+    digests: &ContextDigests,
+) -> io::Result<()> {
     let md = fs::symlink_metadata(p)?;
     let ft = md.file_type();
     h.update(rel.as_bytes());
@@ -167,24 +176,39 @@ pub(crate) fn hash_tree(p: &Path, rel: &str, h: &mut Sha256) -> io::Result<()> {
             .collect();
         names.sort();
         for n in names {
-            hash_tree(&p.join(&n), &format!("{rel}/{n}"), h)?;
+            hash_tree(&p.join(&n), &format!("{rel}/{n}"), h, digests)?;
         }
     } else if ft.is_symlink() {
         h.update(fs::read_link(p)?.to_string_lossy().as_bytes());
     } else if ft.is_file() {
         h.update(md.len().to_le_bytes());
-        let mut f = File::open(p)?;
-        let mut buf = vec![0u8; 256 * 1024];
-        loop {
-            let n = f.read(&mut buf)?;
-            if n == 0 {
-                break;
+        let sha = match digests.get(p, &md) {
+            Some(d) => d,
+            None => {
+                let d = file_sha256(p)?;
+                digests.put(p, &md, d);
+                d
             }
-            h.update(&buf[..n]);
-        }
+        };
+        h.update(sha);
     }
     h.update(b"\n");
     Ok(())
+}
+
+/// The sha256 of a file's bytes.
+fn file_sha256(p: &Path) -> io::Result<[u8; 32]> {
+    let mut f = File::open(p)?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 256 * 1024];
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    Ok(h.finalize().into())
 }
 
 /// A name or number from `/etc/passwd` or `/etc/group` in a rootfs.
@@ -239,6 +263,32 @@ mod tests {
         assert_eq!(scoped_join(r, "a/up/x", true).unwrap(), r.join("x"));
         assert_eq!(scoped_join(r, "../../x", true).unwrap(), r.join("x"));
         assert_eq!(scoped_join(r, "a/abs", false).unwrap(), r.join("a/abs"));
+    }
+
+    #[test]
+    fn hash_tree_hashes_each_file_once() {
+        let t = tempfile::tempdir().unwrap();
+        let r = t.path();
+        fs::create_dir_all(r.join("d")).unwrap();
+        fs::write(r.join("d/f"), b"content").unwrap();
+        let key = |digests: &ContextDigests| {
+            let mut h = Sha256::new();
+            hash_tree(&r.join("d"), "d", &mut h, digests).unwrap();
+            hex::encode(h.finalize())
+        };
+        let digests = ContextDigests::default();
+        let first = key(&digests);
+        assert_eq!(digests.len(), 1);
+        assert_eq!(key(&digests), first);
+        // A known digest stands for the bytes: the file is not read.
+        let md = fs::symlink_metadata(r.join("d/f")).unwrap();
+        digests.put(&r.join("d/f"), &md, [7; 32]);
+        assert_ne!(key(&digests), first);
+        // Without a record the bytes are read: the same key as at first.
+        fs::remove_file(r.join("d/f")).unwrap();
+        fs::write(r.join("d/f"), b"content").unwrap();
+        let fresh = ContextDigests::default();
+        assert_eq!(key(&fresh), first);
     }
 
     #[test]

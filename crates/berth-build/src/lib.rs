@@ -20,7 +20,7 @@ mod fsutil;
 #[cfg(feature = "engine")]
 pub use builder::{BuildOptions, BuildOutput, Builder, RunBackend, RunOutcome, RunRequest};
 #[cfg(feature = "engine")]
-pub use context::unpack_context;
+pub use context::{unpack_context, ContextDigests};
 
 /// Why a build failed; each variant names the thing at fault.
 #[derive(Debug, thiserror::Error)]

@@ -292,11 +292,14 @@ impl ImageStore {
     /// `docker rmi` semantics (dockerd's ImageDelete): a reference is
     /// untagged, and the image goes when no reference is left; an ID deletes
     /// the image. Containers using it and child images are conflicts; `force`
-    /// overrides the soft ones (stopped containers, other tags).
+    /// overrides the soft ones (stopped containers, other tags). With
+    /// `prune` (docker's default; `--no-prune` turns it off) the untagged
+    /// parents a build left go too (see `prune_parents`).
     pub fn delete(
         &self,
         name: &str,
         force: bool,
+        prune: bool,
         users: &dyn Fn(&str) -> Vec<ImageUser>,
     ) -> Result<DeleteOutcome, ImageError> {
         let img = self.resolve(name)?;
@@ -365,6 +368,9 @@ impl ImageStore {
             deleted: Some(id.clone()),
         });
         self.release_blob(&id)?;
+        if prune {
+            self.prune_parents(img.row.parent.clone(), users, &mut out);
+        }
         for chain in self.gc_layers()? {
             out.items.push(DeleteItem {
                 untagged: None,
@@ -372,6 +378,37 @@ impl ImageStore {
             });
         }
         Ok(out)
+    }
+
+    /// dockerd's implicit delete of a deleted image's parent, and of its
+    /// parent in turn: each goes while it has no reference, no other child
+    /// and no container; the first that must stay ends it, quietly (never
+    /// forced; a failure only stops it: the image asked for is gone).
+    fn prune_parents(
+        &self,
+        mut parent: Option<String>,
+        users: &dyn Fn(&str) -> Vec<ImageUser>,
+        out: &mut DeleteOutcome,
+    ) {
+        while let Some(p) = parent {
+            let Ok(Some(row)) = self.meta.image(&p) else {
+                break;
+            };
+            let unused = self.meta.tags_of(&p).is_ok_and(|t| t.is_empty())
+                && self.meta.children(&p).is_ok_and(|c| c.is_empty())
+                && users(&p).is_empty();
+            if !unused || self.meta.delete_image(&p).is_err() {
+                break;
+            }
+            out.items.push(DeleteItem {
+                untagged: None,
+                deleted: Some(p.clone()),
+            });
+            if self.release_blob(&p).is_err() {
+                break;
+            }
+            parent = row.parent;
+        }
     }
 
     /// dockerd's checkImageDeleteConflict: hard conflicts (running

@@ -3,17 +3,24 @@
 //! `POST /build`, and the daemon's JSON stream is printed.
 
 use std::collections::BTreeMap;
-use std::io::{IsTerminal, Read};
+use std::io::{IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
 
 use berth_api::image::JsonMessage;
 use berth_build::ignore::Matcher;
+use bytes::{Bytes, BytesMut};
+use http_body_util::{BodyExt as _, StreamBody};
+use hyper::body::Frame;
 use hyper::Method;
+use tokio::sync::mpsc;
 
 use super::{out, requires_exact, CmdResult, Ctx, StatusError};
-use crate::client::{full_body, ClientError, JsonStream, Payload, Query};
+use crate::client::{ClientError, JsonStream, Payload, Query};
 
-/// `berth build`.
+/// `berth build`. (The rarer options are `Box<str>`: the struct stays
+/// small enough to sit unboxed beside the other `builder` commands.)
 #[derive(Debug, Clone, clap::Args)]
 #[command(
     about = "Build an image from a Dockerfile",
@@ -46,7 +53,7 @@ pub(crate) struct BuildArgs {
     quiet: bool,
     /// Write the image ID to the file
     #[arg(long)]
-    iidfile: Option<String>,
+    iidfile: Option<Box<str>>,
     /// Remove intermediate containers after a successful build
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
     rm: bool,
@@ -55,23 +62,26 @@ pub(crate) struct BuildArgs {
     force_rm: bool,
     /// Set platform if server is multi-platform capable
     #[arg(long)]
-    platform: Option<String>,
+    platform: Option<Box<str>>,
     /// Network mode for RUN instructions
     #[arg(long)]
-    network: Option<String>,
+    network: Option<Box<str>>,
+    /// Images to consider as cache sources
+    #[arg(long = "cache-from")]
+    cache_from: Vec<String>,
     /// PATH | URL | -
     #[arg(value_name = "PATH | URL | -")]
     context: Vec<String>,
 }
 
-/// A tar being put together in memory.
-struct TarOut {
-    b: tar::Builder<Vec<u8>>,
+/// A tar of the context, written as it is walked.
+struct TarOut<W: Write> {
+    b: tar::Builder<W>,
 }
 
-impl TarOut {
-    fn new() -> TarOut {
-        let mut b = tar::Builder::new(Vec::new());
+impl<W: Write> TarOut<W> {
+    fn new(w: W) -> TarOut<W> {
+        let mut b = tar::Builder::new(w);
         // Symlinks travel as symlinks: following one would send a file
         // from outside the context.
         b.follow_symlinks(false);
@@ -92,7 +102,7 @@ impl TarOut {
         self.b.append_data(&mut h, name, data)
     }
 
-    fn finish(self) -> std::io::Result<Vec<u8>> {
+    fn finish(self) -> std::io::Result<W> {
         self.b.into_inner()
     }
 }
@@ -100,8 +110,8 @@ impl TarOut {
 /// Adds the directory tree under `root` to the tar, minus what the
 /// `.dockerignore` excludes. The Dockerfile and `.dockerignore` are sent
 /// even when excluded (the daemon needs them), as docker does.
-fn add_dir(
-    t: &mut TarOut,
+fn add_dir<W: Write>(
+    t: &mut TarOut<W>,
     root: &Path,
     rel: &str,
     ignore: &Matcher,
@@ -135,7 +145,8 @@ fn add_dir(
             }
             add_dir(t, root, &path, ignore, keep)?;
         } else if !excluded {
-            t.b.append_path_with_name(e.path(), &path)?;
+            t.b.append_path_with_name(e.path(), &path)
+                .map_err(|err| std::io::Error::new(err.kind(), format!("{path}: {err}")))?;
         }
     }
     Ok(())
@@ -162,8 +173,42 @@ fn is_tar(data: &[u8]) -> bool {
         || (data.len() >= 262 && &data[257..262] == b"ustar")
 }
 
-/// The context tar and the Dockerfile's name in it.
-fn make_context(args: &BuildArgs, spec: &str) -> anyhow::Result<(Vec<u8>, String)> {
+/// docker's `IsGitURL`: what it would clone.
+fn is_git_url(spec: &str) -> bool {
+    spec.starts_with("git://")
+        || spec.starts_with("git@")
+        || spec.starts_with("github.com/")
+        || ((spec.starts_with("http://") || spec.starts_with("https://"))
+            && (spec.contains(".git#") || spec.ends_with(".git")))
+}
+
+/// What goes into the context, worked out before anything is sent: the
+/// errors a user can make show before the daemon is asked anything.
+enum ContextSource {
+    /// A directory, `.dockerignore` applied, plus a Dockerfile that lives
+    /// elsewhere (stdin, outside the directory) under a made-up name.
+    Dir {
+        root: PathBuf,
+        ignore: Matcher,
+        keep: Vec<String>,
+        extra: Option<(String, Vec<u8>)>,
+    },
+    /// A tar on stdin, passed on as it comes; `head` is what was read of
+    /// it to tell it from a Dockerfile.
+    StdinTar { head: Vec<u8> },
+    /// A Dockerfile alone on stdin: an empty context around it.
+    Dockerfile(Vec<u8>),
+}
+
+/// Reads up to `n` bytes (fewer only at the end of the input).
+fn read_head(r: &mut impl Read, n: usize) -> std::io::Result<Vec<u8>> {
+    let mut head = Vec::with_capacity(n);
+    r.take(n as u64).read_to_end(&mut head)?;
+    Ok(head)
+}
+
+/// Where the context comes from and the Dockerfile's name in it.
+fn plan_context(args: &BuildArgs, spec: &str) -> anyhow::Result<(ContextSource, String)> {
     let stdin_df = args.file.as_deref() == Some("-");
     if spec == "-" {
         if stdin_df {
@@ -171,21 +216,32 @@ fn make_context(args: &BuildArgs, spec: &str) -> anyhow::Result<(Vec<u8>, String
                 "invalid argument: can't use stdin for both build context and dockerfile"
             );
         }
-        let mut data = Vec::new();
-        std::io::stdin().read_to_end(&mut data)?;
-        if is_tar(&data) {
+        let mut stdin = std::io::stdin().lock();
+        let head = read_head(&mut stdin, 512)?;
+        if is_tar(&head) {
             let name = args.file.clone().unwrap_or_else(|| "Dockerfile".into());
-            return Ok((data, name));
+            return Ok((ContextSource::StdinTar { head }, name));
         }
-        // A Dockerfile alone: an empty context around it.
-        let mut t = TarOut::new();
-        t.add_bytes("Dockerfile", &data)?;
-        return Ok((t.finish()?, "Dockerfile".into()));
-    }
-    if spec.contains("://") || spec.starts_with("git@") {
-        anyhow::bail!("unable to prepare context: building from a URL ({spec}) is not supported");
+        let mut data = head;
+        stdin.read_to_end(&mut data)?;
+        return Ok((ContextSource::Dockerfile(data), "Dockerfile".into()));
     }
     let root = PathBuf::from(spec);
+    // A local directory wins over a name that looks like a URL, as in
+    // docker; remote contexts need the daemon to reach out, which it
+    // does not.
+    if !root.is_dir() {
+        if is_git_url(spec) {
+            anyhow::bail!(
+                "unable to prepare context: building from a git repository ({spec}) is not supported: clone it and build the directory"
+            );
+        }
+        if spec.contains("://") {
+            anyhow::bail!(
+                "unable to prepare context: building from a URL ({spec}) is not supported: download the context and build it from a file or stdin"
+            );
+        }
+    }
     let md = std::fs::metadata(&root)
         .map_err(|_| anyhow::anyhow!("unable to prepare context: path {spec:?} not found"))?;
     if !md.is_dir() {
@@ -250,13 +306,130 @@ fn make_context(args: &BuildArgs, spec: &str) -> anyhow::Result<(Vec<u8>, String
     let ignore = Matcher::parse(ignore_text.as_deref().unwrap_or(""))
         .map_err(|e| anyhow::anyhow!("unable to prepare context: {e}"))?;
     let keep = vec![df_rel.clone(), ".dockerignore".to_string()];
-    let mut t = TarOut::new();
-    add_dir(&mut t, &root, "", &ignore, &keep)
-        .map_err(|e| anyhow::anyhow!("unable to prepare context: {e}"))?;
-    if let Some((n, data)) = extra {
-        t.add_bytes(&n, &data)?;
+    Ok((
+        ContextSource::Dir {
+            root,
+            ignore,
+            keep,
+            extra,
+        },
+        df_rel,
+    ))
+}
+
+/// Writes the context tar to `w` as the directory is walked (or stdin
+/// read): nothing is held whole in memory.
+fn write_context<W: Write>(src: ContextSource, w: W) -> std::io::Result<W> {
+    match src {
+        ContextSource::StdinTar { head } => {
+            let mut w = w;
+            std::io::copy(&mut head.chain(std::io::stdin().lock()), &mut w)?;
+            Ok(w)
+        }
+        ContextSource::Dockerfile(data) => {
+            let mut t = TarOut::new(w);
+            t.add_bytes("Dockerfile", &data)?;
+            t.finish()
+        }
+        ContextSource::Dir {
+            root,
+            ignore,
+            keep,
+            extra,
+        } => {
+            let mut t = TarOut::new(w);
+            add_dir(&mut t, &root, "", &ignore, &keep)?;
+            if let Some((n, data)) = extra {
+                t.add_bytes(&n, &data)?;
+            }
+            t.finish()
+        }
     }
-    Ok((t.finish()?, df_rel))
+}
+
+/// The request body's writing end: what the tar writer produces goes to
+/// the connection in pieces of [`CHUNK`] bytes, a few at a time in
+/// flight, so the client's memory stays flat whatever the context's size.
+struct BodyWriter {
+    tx: mpsc::Sender<std::io::Result<Bytes>>,
+    buf: BytesMut,
+    sent: Arc<AtomicU64>,
+    /// Set when the request ended first (the daemon answered early).
+    gone: Arc<AtomicBool>,
+}
+
+const CHUNK: usize = 256 * 1024;
+
+impl BodyWriter {
+    fn send(&mut self) -> std::io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let chunk = self.buf.split().freeze();
+        let n = chunk.len() as u64;
+        if self.tx.blocking_send(Ok(chunk)).is_err() {
+            self.gone.store(true, Ordering::Relaxed);
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::BrokenPipe,
+                "the daemon stopped reading the build context",
+            ));
+        }
+        self.sent.fetch_add(n, Ordering::Relaxed);
+        Ok(())
+    }
+}
+
+impl Write for BodyWriter {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.buf.extend_from_slice(data);
+        if self.buf.len() >= CHUNK {
+            self.send()?;
+        }
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.send()
+    }
+}
+
+/// The context as a streamed request body, written by a thread of its
+/// own; the thread's result tells whether the walk failed.
+struct ContextUpload {
+    body: crate::client::Body,
+    sent: Arc<AtomicU64>,
+    gone: Arc<AtomicBool>,
+    writer: std::thread::JoinHandle<std::io::Result<()>>,
+}
+
+fn upload(src: ContextSource) -> ContextUpload {
+    let (tx, rx) = mpsc::channel::<std::io::Result<Bytes>>(4);
+    let sent = Arc::new(AtomicU64::new(0));
+    let gone = Arc::new(AtomicBool::new(false));
+    let w = BodyWriter {
+        tx: tx.clone(),
+        buf: BytesMut::with_capacity(CHUNK),
+        sent: sent.clone(),
+        gone: gone.clone(),
+    };
+    let writer = std::thread::spawn(move || {
+        let r = write_context(src, w).and_then(|mut w| w.flush());
+        if let Err(e) = &r {
+            // An error item aborts the body: the daemon sees a broken
+            // request, never a short tar it would take for the context.
+            let _ = tx.blocking_send(Err(std::io::Error::new(e.kind(), e.to_string())));
+        }
+        r
+    });
+    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|r| (r.map(Frame::data), rx))
+    });
+    ContextUpload {
+        body: StreamBody::new(stream).boxed_unsync(),
+        sent,
+        gone,
+        writer,
+    }
 }
 
 fn human_size(n: usize) -> String {
@@ -289,17 +462,11 @@ pub(crate) async fn build(ctx: &Ctx, args: &BuildArgs) -> CmdResult {
     if spec == "-" && std::io::stdin().is_terminal() {
         anyhow::bail!("unable to prepare context: no context on stdin");
     }
-    let (tar, dockerfile) = {
+    let (source, dockerfile) = {
         let a = args.clone();
         let spec = spec.clone();
-        tokio::task::spawn_blocking(move || make_context(&a, &spec)).await??
+        tokio::task::spawn_blocking(move || plan_context(&a, &spec)).await??
     };
-    if !args.quiet {
-        out(&format!(
-            "Sending build context to Docker daemon  {}\r\n",
-            human_size(tar.len())
-        ))?;
-    }
     let mut build_args: BTreeMap<String, Option<String>> = BTreeMap::new();
     for a in &args.build_args {
         match a.split_once('=') {
@@ -339,7 +506,12 @@ pub(crate) async fn build(ctx: &Ctx, args: &BuildArgs) -> CmdResult {
         .add_if(!args.rm, "rm", "0")
         .add_if(args.force_rm, "forcerm", "1")
         .add_nonempty("platform", args.platform.as_deref().unwrap_or(""))
-        .add_nonempty("networkmode", args.network.as_deref().unwrap_or(""));
+        .add_nonempty("networkmode", args.network.as_deref().unwrap_or(""))
+        .add_if(
+            !args.cache_from.is_empty(),
+            "cachefrom",
+            serde_json::to_string(&args.cache_from)?,
+        );
     // Credentials for the pulls of FROM images, as docker sends them.
     let auth = super::registry::registry_config_header();
     let headers: Vec<(&str, &str)> = auth
@@ -347,16 +519,34 @@ pub(crate) async fn build(ctx: &Ctx, args: &BuildArgs) -> CmdResult {
         .map(|a| ("X-Registry-Config", a))
         .into_iter()
         .collect();
+    let up = upload(source);
     let resp = ctx
         .client
         .request(
             Method::POST,
             "/build",
             &query,
-            Payload::Stream("application/x-tar", full_body(tar)),
+            Payload::Stream("application/x-tar", up.body),
             &headers,
         )
-        .await?;
+        .await;
+    // The daemon answers once it has read the whole body (or given up on
+    // it): by now the writer is done or its sends fail.
+    let walked = tokio::task::spawn_blocking(move || up.writer.join())
+        .await?
+        .unwrap_or_else(|_| Err(std::io::Error::other("the context writer panicked")));
+    if let Err(e) = walked {
+        if !up.gone.load(Ordering::Relaxed) {
+            anyhow::bail!("unable to prepare context: {e}");
+        }
+    }
+    if !args.quiet {
+        out(&format!(
+            "Sending build context to Docker daemon  {}\r\n",
+            human_size(up.sent.load(Ordering::Relaxed) as usize)
+        ))?;
+    }
+    let resp = resp?;
     let mut stream = JsonStream::new(resp);
     let mut id: Option<String> = None;
     // On a terminal each step's result line also tells its time, or that
@@ -475,10 +665,12 @@ mod tests {
             force_rm: false,
             platform: None,
             network: None,
+            cache_from: vec![],
             context: vec![],
         };
-        let (tar, df) = make_context(&args, r.to_str().unwrap()).unwrap();
+        let (src, df) = plan_context(&args, r.to_str().unwrap()).unwrap();
         assert_eq!(df, "Dockerfile");
+        let tar = write_context(src, Vec::new()).unwrap();
         let mut ar = tar::Archive::new(&tar[..]);
         let mut names: Vec<String> = ar
             .entries()

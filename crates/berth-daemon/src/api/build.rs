@@ -1,7 +1,10 @@
 //! `POST /build`: the legacy builder's API. The tar context is unpacked
-//! once into the store's scratch space; errors found before the first
-//! step (bad query, no Dockerfile, parse errors) are HTTP errors, later
-//! ones `errorDetail` lines in the 200 stream, as dockerd does.
+//! once into the store's scratch space, each file hashed as it is written
+//! (COPY's cache check then reads nothing again); `remote` contexts (git,
+//! URLs) are refused and `cachefrom` is accepted, not used. Errors found
+//! before the first step (bad query, no Dockerfile, parse errors) are HTTP
+//! errors, later ones `errorDetail` lines in the 200 stream, as dockerd
+//! does.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -131,11 +134,22 @@ pub(super) async fn build(
         }
         tags.push(r);
     }
-    if q.get("remote").is_some_and(|r| !r.is_empty()) {
-        return Err(DaemonError::NotImplemented(
-            "building from a remote context is not supported: send the context as the request body"
-                .into(),
-        ));
+    // A git repository or URL would have the daemon fetch the context.
+    if let Some(r) = q.get("remote").filter(|r| !r.is_empty()) {
+        return Err(DaemonError::NotImplemented(format!(
+            "building from a remote context ({r}) is not supported: send the context as the request body"
+        )));
+    }
+    // `cachefrom` is checked and accepted; the steps of images built here
+    // are in the local cache already, and an image pulled from elsewhere
+    // is not matched step by step against its history (documented).
+    if let Some(v) = q.get("cachefrom").filter(|v| !v.is_empty()) {
+        let refs: Vec<String> = serde_json::from_str(v)
+            .map_err(|e| DaemonError::BadRequest(format!("invalid cachefrom {v:?}: {e}")))?;
+        tracing::debug!(
+            ?refs,
+            "build: cache-from images are not used as cache sources"
+        );
     }
     let build_args: BTreeMap<String, Option<String>> = json_map(&q, "buildargs")?;
     let labels: BTreeMap<String, String> = json_map(&q, "labels")?;
@@ -170,10 +184,14 @@ pub(super) async fn build(
     std::fs::create_dir_all(&ctx_dir)
         .map_err(|e| DaemonError::Internal(format!("create {}: {e}", ctx_dir.display())))?;
     let guard = ContextDir(ctx_dir.clone());
+    // The digests taken while unpacking are keyed by real paths.
+    let ctx_dir = std::fs::canonicalize(&ctx_dir)
+        .map_err(|e| DaemonError::Internal(format!("resolve {}: {e}", ctx_dir.display())))?;
     let stream = body.into_data_stream().map_err(std::io::Error::other);
     let mut reader = SyncIoBridge::new(StreamReader::new(stream));
     let dir = ctx_dir.clone();
-    tokio::task::spawn_blocking(move || {
+    // Each file is hashed as it is written: COPY's cache check reads none.
+    let digests = tokio::task::spawn_blocking(move || {
         let r = berth_build::unpack_context(&mut reader, &dir);
         let _ = std::io::copy(&mut reader, &mut std::io::sink());
         r
@@ -199,6 +217,7 @@ pub(super) async fn build(
     let opts = BuildOptions {
         dockerfile,
         context: ctx_dir.clone(),
+        context_digests: Arc::new(digests),
         tags: tags.clone(),
         build_args,
         target,

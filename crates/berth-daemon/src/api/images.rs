@@ -513,12 +513,15 @@ pub(super) async fn dispatch(
         }
         (&Method::DELETE, _) => {
             let force = q.flag("force");
+            // docker rmi removes the untagged parents a build left unless
+            // told `--no-prune`.
+            let prune = !q.flag("noprune");
             let image_id = d.images.resolve(&rest).map(|i| i.id().to_string()).ok();
             let d2 = d.clone();
             let name = rest.clone();
             let out = tokio::task::spawn_blocking(move || {
                 let users = |id: &str| d2.image_users(id);
-                d2.images.delete(&name, force, &users)
+                d2.images.delete(&name, force, prune, &users)
             })
             .await
             .map_err(blocking_err)??;

@@ -257,7 +257,11 @@ impl Daemon {
                 tags
             };
             for n in names {
-                match self.images.delete(&n, false, &|i| self.image_users(i)) {
+                // Parents go with the image, as in dockerd's prune.
+                match self
+                    .images
+                    .delete(&n, false, true, &|i| self.image_users(i))
+                {
                     Ok(out) => items.extend(out.items),
                     Err(e) => {
                         tracing::debug!(image = %n, "prune keeps image: {e}");
