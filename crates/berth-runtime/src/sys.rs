@@ -62,16 +62,34 @@ pub(crate) fn recv_fd(sock: BorrowedFd<'_>) -> std::io::Result<std::os::fd::Owne
     ))
 }
 
-/// Gives SIGPIPE back its default action. Rust programs start with it
-/// ignored, and an ignored signal stays ignored across exec: the container's
-/// process must not inherit that.
-pub(crate) fn default_sigpipe() {
-    // SAFETY: setting a disposition to SIG_DFL installs no handler and is
-    // async-signal-safe; this runs in the single-threaded container init
-    // right before exec.
-    unsafe {
-        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+/// Gives every signal back its default action and unblocks them all. An
+/// ignored signal stays ignored across exec, as does the signal mask: the
+/// container's process must inherit neither from the monitor (Rust ignores
+/// SIGPIPE) nor from whoever started the daemon (`nohup` ignores SIGHUP, and
+/// a shell cannot trap a signal ignored on entry).
+pub(crate) fn default_signals() {
+    // The kernel's sigaction, all zero: SIG_DFL, no flags, empty mask. The
+    // raw call because glibc's refuses the two signals it keeps for itself
+    // (32 and 33), which the monitor has ignored.
+    let dfl = [0u64; 4];
+    for sig in 1..=64 {
+        if sig == libc::SIGKILL || sig == libc::SIGSTOP {
+            continue;
+        }
+        // SAFETY: rt_sigaction with a valid, all-zero kernel sigaction and
+        // no old-action pointer installs no handler; this runs in the
+        // single-threaded container init right before exec.
+        unsafe {
+            libc::syscall(
+                libc::SYS_rt_sigaction,
+                sig,
+                dfl.as_ptr(),
+                std::ptr::null_mut::<u64>(),
+                8usize,
+            );
+        }
     }
+    let _ = nix::sys::signal::SigSet::empty().thread_set_mask();
 }
 
 /// Borrows a descriptor that stays open for the rest of the process (the

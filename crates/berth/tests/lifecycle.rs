@@ -428,3 +428,47 @@ fn update_top_stats() {
     let e = d.docker(&["top", "uu"]);
     assert!(e.fails(1).contains("is not running"), "{e:?}");
 }
+
+/// A daemon started with SIGHUP ignored (under `nohup`) must not pass that
+/// on: containers and exec'd processes start with every signal at its
+/// default and none blocked, so a shell in them can trap HUP.
+#[test]
+fn containers_start_with_default_signals() {
+    let d = Daemon::start_nohup();
+    d.busybox();
+    let status = "grep -E '^Sig(Blk|Ign)' /proc/self/status";
+    let zero = "SigBlk:\t0000000000000000\nSigIgn:\t0000000000000000\n";
+    assert_eq!(
+        d.berth(&[
+            "run",
+            "--rm",
+            "busybox",
+            "sh",
+            "-c",
+            &format!("exec {status}")
+        ])
+        .ok(),
+        zero
+    );
+    d.berth(&[
+        "run",
+        "-d",
+        "--name",
+        "hup",
+        "busybox",
+        "sh",
+        "-c",
+        "trap 'exit 3' HUP; touch /ready; while true; do sleep 0.1; done",
+    ])
+    .ok();
+    wait_until("the trap to be set", || {
+        d.berth(&["exec", "hup", "test", "-e", "/ready"]).code == 0
+    });
+    assert_eq!(
+        d.berth(&["exec", "hup", "sh", "-c", &format!("exec {status}")])
+            .ok(),
+        zero
+    );
+    d.berth(&["kill", "-s", "HUP", "hup"]).ok();
+    assert_eq!(d.berth(&["wait", "hup"]).ok(), "3\n");
+}

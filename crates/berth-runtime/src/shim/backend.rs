@@ -122,7 +122,7 @@ struct DockerExecutor;
 
 impl Executor for DockerExecutor {
     fn exec(&self, spec: &Spec) -> Result<(), ExecutorError> {
-        crate::sys::default_sigpipe();
+        crate::sys::default_signals();
         let init = spec.annotations().as_ref().is_some_and(|a| {
             a.get(crate::spec::INIT_ANNOTATION)
                 .is_some_and(|v| v == "true")

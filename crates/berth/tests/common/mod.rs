@@ -89,6 +89,8 @@ pub struct Daemon {
     child: Option<std::process::Child>,
     log: PathBuf,
     env: Vec<(String, String)>,
+    /// Started under `nohup` (SIGHUP ignored), as some users start it.
+    nohup: bool,
 }
 
 impl Daemon {
@@ -115,7 +117,18 @@ impl Daemon {
             child: None,
             log,
             env,
+            nohup: false,
         };
+        d.spawn();
+        d
+    }
+
+    /// Starts a daemon under `nohup`: it and what it starts begin with
+    /// SIGHUP ignored.
+    pub fn start_nohup() -> Daemon {
+        let mut d = Daemon::start_with_env(&[]);
+        d.kill9();
+        d.nohup = true;
         d.spawn();
         d
     }
@@ -131,7 +144,14 @@ impl Daemon {
             .append(true)
             .open(&self.log)
             .expect("log");
-        let child = Command::new(berth_bin())
+        let mut cmd = if self.nohup {
+            let mut c = Command::new("nohup");
+            c.arg(berth_bin());
+            c
+        } else {
+            Command::new(berth_bin())
+        };
+        let child = cmd
             .arg("daemon")
             .arg("--host")
             .arg(format!("unix://{}", self.socket.display()))
