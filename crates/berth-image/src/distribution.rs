@@ -151,25 +151,33 @@ impl ImageStore {
                 compression: comp,
             });
         }
-        // Compress while verifying the plain blob, then check the result
-        // still unpacks to the layer's diff ID before it replaces anything.
+        // Compress while verifying the plain blob, on every core: a layer
+        // is most of a first push, and one deflate stream runs on one core.
+        // Level fast, as before: near a registry deflate is the bottleneck,
+        // and Docker's default level 6 takes ~3.5x the time to be ~20%
+        // smaller (zlib-rs on a tar of shared libraries).
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
         let mut out = self.blobs().writer()?;
         {
-            let mut src = self.blobs().reader(&d)?;
-            let mut gz = flate2::write::GzEncoder::new(&mut out, flate2::Compression::fast());
-            io::copy(&mut src, &mut gz)
-                .map_err(|e| ImageError::io("compress", self.blobs().path(&d), e))?;
-            gz.finish()
+            let src = self.blobs().reader(&d)?;
+            compression::gzip_parallel(src, &mut out, flate2::Compression::fast(), threads)
                 .map_err(|e| ImageError::io("compress", self.blobs().path(&d), e))?;
         }
         let (gzd, size) = out.commit(None)?;
-        let check = (|| -> io::Result<String> {
-            let f = self.blobs().reader(&gzd).map_err(io::Error::other)?;
-            let (_, plain) = compression::decompress(f)?;
-            let mut h = compression::HashingReader::new(plain);
-            io::copy(&mut h, &mut io::sink())?;
-            Ok(h.digest())
-        })();
+        // The plain blob was verified as it was read and every gzip member
+        // inflated back to its input, so when the plain blob is the diff
+        // ID itself the compressed one unpacks to it: no second pass.
+        let check = if d.as_str() == row.diff_id {
+            Ok(row.diff_id.clone())
+        } else {
+            (|| -> io::Result<String> {
+                let f = self.blobs().reader(&gzd).map_err(io::Error::other)?;
+                let (_, plain) = compression::decompress(f)?;
+                let mut h = compression::HashingReader::new(plain);
+                io::copy(&mut h, &mut io::sink())?;
+                Ok(h.digest())
+            })()
+        };
         match check {
             Ok(got) if got == row.diff_id => {}
             other => {
