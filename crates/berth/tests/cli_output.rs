@@ -27,8 +27,7 @@ fn same(d: &Daemon, args: &[&str]) {
         let o = format!("{}{}", ours.stdout, ours.stderr);
         // docker joins a volume's labels in Go's map order (random); ours
         // are sorted.
-        let t = format!("{}{}", theirs.stdout, theirs.stderr)
-            .replace("c.d-e=f,a=b", "a=b,c.d-e=f");
+        let t = format!("{}{}", theirs.stdout, theirs.stderr).replace("c.d-e=f,a=b", "a=b,c.d-e=f");
         if o == t {
             return;
         }
