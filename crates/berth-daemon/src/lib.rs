@@ -155,6 +155,9 @@ pub async fn run(cfg: DaemonConfig) -> Result<(), DaemonError> {
             Ok(())
         }
     };
+    // Requests cut off above may have left a start or stop running.
+    d.settle_operations(std::time::Duration::from_secs(10))
+        .await;
     d.shutdown_networking().await;
     let _ = std::fs::remove_file(&socket);
     let _ = std::fs::remove_file(&pid_file);

@@ -274,7 +274,7 @@ fn gzip_member(block: &[u8], level: flate2::Compression) -> io::Result<Vec<u8>> 
 }
 
 /// Reads until `buf` is full or the input ends; returns how much was read.
-fn read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+pub(crate) fn read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
     let mut got = 0;
     while got < buf.len() {
         match r.read(&mut buf[got..]) {

@@ -12,6 +12,9 @@ use crate::layers::Lease;
 use crate::unpack::UnpackOptions;
 use crate::{ImageError, ImageStore};
 
+/// Threads compressing one layer for a push.
+const MAX_COMPRESS_THREADS: usize = 4;
+
 /// Keeps the layers of a pull or push in progress from garbage collection
 /// until dropped (the image row that will refer to them does not exist
 /// yet).
@@ -139,7 +142,7 @@ impl ImageStore {
         let n = {
             let mut f = std::fs::File::open(self.blobs().path(&d))
                 .map_err(|e| ImageError::io("open", self.blobs().path(&d), e))?;
-            read_up_to(&mut f, &mut head)
+            crate::compression::read_full(&mut f, &mut head)
                 .map_err(|e| ImageError::io("read", self.blobs().path(&d), e))?
         };
         let comp = Compression::detect(&head[..n]);
@@ -156,7 +159,11 @@ impl ImageStore {
         // Level fast, as before: near a registry deflate is the bottleneck,
         // and Docker's default level 6 takes ~3.5x the time to be ~20%
         // smaller (zlib-rs on a tar of shared libraries).
-        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        // At most a few per layer: several layers are pushed at once, and
+        // each thread holds a few MiB of blocks.
+        let threads = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(MAX_COMPRESS_THREADS);
         let mut out = self.blobs().writer()?;
         {
             let src = self.blobs().reader(&d)?;
@@ -201,17 +208,4 @@ impl ImageStore {
             compression: Compression::Gzip,
         })
     }
-}
-
-fn read_up_to(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
-    let mut got = 0;
-    while got < buf.len() {
-        match r.read(&mut buf[got..]) {
-            Ok(0) => break,
-            Ok(n) => got += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(got)
 }

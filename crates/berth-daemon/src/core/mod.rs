@@ -223,6 +223,21 @@ impl Daemon {
         Err(DaemonError::NotFound(format!("No such container: {name}")))
     }
 
+    /// Waits (up to `limit`) for container operations under way (start,
+    /// stop, commit… hold the container's op lock) to finish: at shutdown
+    /// they must not be cut off halfway or lose the network under them.
+    pub async fn settle_operations(&self, limit: std::time::Duration) {
+        let all = self.containers();
+        let settled = async {
+            for c in &all {
+                drop(c.op.lock().await);
+            }
+        };
+        if tokio::time::timeout(limit, settled).await.is_err() {
+            tracing::warn!("container operations still under way after {limit:?}");
+        }
+    }
+
     /// All containers, oldest first.
     pub fn containers(&self) -> Vec<Arc<Container>> {
         let mut v: Vec<Arc<Container>> = self

@@ -15,6 +15,13 @@ use super::{existing_dir, CgroupError};
 /// Room left in the buffer after a short read that shows the file ended.
 const SHORT_READ_ROOM: usize = 1024;
 
+/// The most a read may return and still end the file early: a file made of
+/// many records (`/proc/<pid>/net/dev`) comes a page at a time, less the
+/// part of a record that did not fit, so a read well under a page with
+/// room to spare is its last; files made in one block (cgroup files,
+/// `/proc/stat`) come whole in one read.
+const SHORT_READ_MAX: usize = 2048;
+
 /// The whole of an open cgroup or `/proc` file, generated afresh by the
 /// kernel (`pread` from offset 0), into `buf`.
 pub fn read_afresh<'a>(file: &File, buf: &'a mut Vec<u8>) -> std::io::Result<&'a str> {
@@ -27,11 +34,10 @@ pub fn read_afresh<'a>(file: &File, buf: &'a mut Vec<u8>) -> std::io::Result<&'a
             Ok(0) => break,
             Ok(n) => {
                 len += n;
-                // A pseudo file stops a read short of the buffer only at
-                // its end or before a record that does not fit: with a lot
-                // of room left (records are short lines) that is the end,
-                // and the read that would return 0 is saved.
-                if buf.len() - len >= SHORT_READ_ROOM {
+                // A short read with room to spare, of less than half a
+                // page, is the end (see SHORT_READ_MAX): the read that
+                // would return 0 is saved.
+                if n < SHORT_READ_MAX && buf.len() - len >= SHORT_READ_ROOM {
                     break;
                 }
             }
@@ -427,6 +433,20 @@ mod tests {
         assert_eq!(o.limit(&mut buf).unwrap(), None);
         assert!(matches!(o.u64(&mut buf), Err(CgroupError::Parse { .. })));
         assert!(Open::optional(t.path().join("none")).unwrap().is_none());
+    }
+
+    #[test]
+    fn files_of_many_records_are_read_whole_into_a_big_buffer() {
+        // A seq file of many records comes a page at a time: a big buffer
+        // left from an earlier read must not stop it after the first page.
+        let f = File::open("/proc/self/mountinfo").unwrap();
+        let mut buf = vec![0; 64 * 1024];
+        // Mounts may change between the two reads (other tests): retry.
+        let same = (0..5).any(|_| {
+            let ours = read_afresh(&f, &mut buf).unwrap().to_string();
+            ours == std::fs::read_to_string("/proc/self/mountinfo").unwrap()
+        });
+        assert!(same);
     }
 
     #[test]

@@ -282,40 +282,6 @@ impl TokenServer {
     }
 }
 
-fn pct_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 2 < b.len() => {
-                let hex = std::str::from_utf8(&b[i + 1..i + 3]).ok();
-                match hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
-                    Some(v) => {
-                        out.push(v);
-                        i += 2;
-                    }
-                    None => out.push(b'%'),
-                }
-            }
-            c => out.push(c),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-fn form_pairs(s: &str) -> Vec<(String, String)> {
-    s.split('&')
-        .filter(|p| !p.is_empty())
-        .map(|p| {
-            let (k, v) = p.split_once('=').unwrap_or((p, ""));
-            (pct_decode(k), pct_decode(v))
-        })
-        .collect()
-}
-
 fn b64url(data: &[u8]) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(data)
 }
@@ -391,7 +357,7 @@ impl TokenState {
         let denied = |what: &str| (401, serde_json::json!({"details": what}).to_string());
         let check = |user: &str, pass: &str| self.users.get(user).map(String::as_str) == Some(pass);
         let (sub, scopes, offline, what) = if method == "POST" {
-            let f = form_pairs(body);
+            let f = berth_api::query::pairs(body);
             let field = |k: &str| f.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
             let scopes: Vec<String> = field("scope").into_iter().collect();
             let offline = field("access_type").as_deref() == Some("offline");
@@ -423,7 +389,7 @@ impl TokenState {
                 _ => return (400, r#"{"error":"unsupported_grant_type"}"#.into()),
             }
         } else {
-            let q = form_pairs(query);
+            let q = berth_api::query::pairs(query);
             let scopes: Vec<String> = q
                 .iter()
                 .filter(|(k, _)| k == "scope")
