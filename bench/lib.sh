@@ -12,3 +12,32 @@ measure() {
   done
   printf '%s\n' "${ts[@]}" | sort -n | awk '{a[NR]=$1} END {printf "%.1f %.1f\n", a[1]/1000, a[int((NR+1)/2)]/1000}'
 }
+
+# A private daemon of $berth on a fresh temporary root: sets root, sock and
+# dpid and waits for the socket. Call it from the script's own shell (its
+# `wait` needs the daemon as a child), after `trap cleanup EXIT`, and call
+# stop_daemon from cleanup.
+start_daemon() {
+  root=$(mktemp -d /tmp/berth-bench.XXXXXX)
+  sock=$root/b.sock
+  "$berth" daemon --host "unix://$sock" --data-root "$root/data" --exec-root "$root/run" \
+    --log-level warn --config-file "$root/daemon.json" >"$root/daemon.log" 2>&1 &
+  dpid=$!
+  for _ in $(seq 100); do [ -S "$sock" ] && break; sleep 0.05; done
+}
+
+stop_daemon() {
+  [ -n "${dpid:-}" ] && { kill "$dpid" 2>/dev/null || true; wait "$dpid" 2>/dev/null || true; }
+  [ -n "${root:-}" ] && rm -rf "$root"
+  return 0
+}
+
+# Our CLI, the docker CLI and curl on that daemon's socket.
+B() { BERTH_NO_AUTOSTART=1 "$berth" -H "unix://$sock" "$@"; }
+D() { DOCKER_HOST="unix://$sock" DOCKER_CONFIG="$root/dc" docker "$@"; }
+api() { curl -sf --unix-socket "$sock" -X "$1" "http://d$2" -H 'Content-Type: application/json' ${3:+-d "$3"}; }
+
+# Background jobs run a few at a time: `batch+=($!)` after each, `flush`
+# every few (it names them: a bare `wait` would wait for the daemon too).
+batch=()
+flush() { [ ${#batch[@]} -eq 0 ] || wait "${batch[@]}"; batch=(); }

@@ -18,29 +18,18 @@ berth=${BERTH:-target/release/berth}
 ./scripts/fixtures.sh target/fixtures >/dev/null
 small_fx=target/fixtures/busybox-rootfs.tar
 
-root=$(mktemp -d /tmp/berth-bench.XXXXXX)
-sock=$root/b.sock
-"$berth" daemon --host "unix://$sock" --data-root "$root/data" --exec-root "$root/run" --log-level warn --config-file "$root/daemon.json" \
-  >"$root/daemon.log" 2>&1 &
-dpid=$!
+. bench/lib.sh
 subs=()
 cleanup() {
   for p in "${subs[@]}"; do kill "$p" 2>/dev/null || true; done
-  kill "$dpid" 2>/dev/null || true
-  wait "$dpid" 2>/dev/null || true
-  rm -rf "$root"
+  stop_daemon
 }
 trap cleanup EXIT
-for _ in $(seq 100); do [ -S "$sock" ] && break; sleep 0.05; done
-B() { BERTH_NO_AUTOSTART=1 "$berth" -H "unix://$sock" "$@"; }
-api() { curl -sf --unix-socket "$sock" -X "$1" "http://d$2" -H 'Content-Type: application/json' ${3:+-d "$3"}; }
+start_daemon
 B import -c 'CMD ["sh"]' "$small_fx" busybox:latest >/dev/null
 
 echo "setting up 500 containers and 300 tags..." >&2
-# Sixteen requests at a time; `wait` names them (a bare one would wait for
-# the daemon too).
-batch=()
-flush() { [ ${#batch[@]} -eq 0 ] || wait "${batch[@]}"; batch=(); }
+# Sixteen requests at a time.
 for i in $(seq 500); do
   api POST "/v1.41/containers/create?name=c$i" '{"Image":"busybox","Cmd":["true"],"Labels":{"n":"'"$i"'"}}' >/dev/null &
   batch+=($!)
@@ -54,8 +43,6 @@ for i in $(seq 300); do
 done
 flush
 
-. bench/lib.sh
-D() { DOCKER_HOST="unix://$sock" DOCKER_CONFIG="$root/dc" docker "$@"; }
 
 printf '%-44s %10s %10s\n' "measure (500 containers, 300 images)" "min ms" "median ms"
 row() { printf '%-44s %10s %10s\n' "$1" $2; }

@@ -20,36 +20,24 @@ berth=${BERTH:-target/release/berth}
 ./scripts/fixtures.sh target/fixtures >/dev/null
 small_fx=target/fixtures/busybox-rootfs.tar
 
-root=$(mktemp -d /tmp/berth-bench.XXXXXX)
-sock=$root/b.sock
-"$berth" daemon --host "unix://$sock" --data-root "$root/data" --exec-root "$root/run" --log-level warn --config-file "$root/daemon.json" \
-  >"$root/daemon.log" 2>&1 &
-dpid=$!
+. bench/lib.sh
 clients=()
 cleanup() {
   for p in "${clients[@]}"; do kill "$p" 2>/dev/null || true; done
   for p in "${clients[@]}"; do wait "$p" 2>/dev/null || true; done
-  "$berth" -H "unix://$sock" rm -f $("$berth" -H "unix://$sock" ps -aq 2>/dev/null) >/dev/null 2>&1 || true
-  kill "$dpid" 2>/dev/null || true
-  wait "$dpid" 2>/dev/null || true
-  rm -rf "$root"
+  [ -S "${sock:-}" ] && { B rm -f $(B ps -aq 2>/dev/null) >/dev/null 2>&1 || true; }
+  stop_daemon
 }
 trap cleanup EXIT
-for _ in $(seq 100); do [ -S "$sock" ] && break; sleep 0.05; done
-B() { BERTH_NO_AUTOSTART=1 "$berth" -H "unix://$sock" "$@"; }
-D() { DOCKER_HOST="unix://$sock" DOCKER_CONFIG="$root/dc" docker "$@"; }
-api() { curl -sf --unix-socket "$sock" -X "$1" "http://d$2" -H 'Content-Type: application/json' ${3:+-d "$3"}; }
+start_daemon
 B import -c 'CMD ["sh"]' "$small_fx" busybox:latest >/dev/null
 
 echo "starting $n containers..." >&2
-# Eight at a time; `wait` names them (a bare one would wait for the daemon
-# too).
+# Eight at a time.
 run_one() {
   api POST "/v1.41/containers/create?name=st$1" '{"Image":"busybox","Cmd":["sleep","1000"]}' >/dev/null &&
     api POST "/v1.41/containers/st$1/start" >/dev/null
 }
-batch=()
-flush() { [ ${#batch[@]} -eq 0 ] || wait "${batch[@]}"; batch=(); }
 for i in $(seq "$n"); do
   run_one "$i" &
   batch+=($!)
