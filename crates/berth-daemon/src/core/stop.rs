@@ -51,20 +51,14 @@ impl Daemon {
             })?;
         c.cancel_restart();
         c.rec().state.manually_stopped = true;
-        let mut lc = c.lifecycle.subscribe();
+        // Subscribed before the signal, so the exit cannot be missed.
+        let down = c.stopped();
         client.request(&Request::Kill { signal: sig }).await?;
         self.container_event(c, "kill", &[("signal", &sig.to_string())]);
         self.thaw_if_paused(c).await;
         if sig == libc::SIGKILL {
             // As dockerd: a SIGKILL answers once the container is down, so
             // `kill x && rm x` works.
-            let down = async {
-                while lc.borrow_and_update().running {
-                    if lc.changed().await.is_err() {
-                        break;
-                    }
-                }
-            };
             let _ = tokio::time::timeout(Duration::from_secs(10), down).await;
         }
         Ok(())
@@ -111,20 +105,13 @@ impl Daemon {
         };
         let sig = parse_signal(signal.filter(|s| !s.is_empty()).unwrap_or(&stop_signal))?;
         let t = timeout.unwrap_or(default_timeout);
-        let mut lc = c.lifecycle.subscribe();
+        let stopped = c.stopped();
         if let Some(client) = c.shim_client() {
             if client.request(&Request::Kill { signal: sig }).await.is_ok() {
                 self.container_event(c, "kill", &[("signal", &sig.to_string())]);
             }
         }
         self.thaw_if_paused(c).await;
-        let stopped = async {
-            while lc.borrow_and_update().running {
-                if lc.changed().await.is_err() {
-                    break;
-                }
-            }
-        };
         if t < 0 {
             stopped.await;
             return Ok(());
@@ -140,7 +127,7 @@ impl Daemon {
 
     /// SIGKILL, then wait for the exit to be recorded.
     pub(super) async fn kill_and_wait(&self, c: &Arc<Container>) -> Result<()> {
-        let mut lc = c.lifecycle.subscribe();
+        let gone = c.stopped();
         if let Some(client) = c.shim_client() {
             let sent = client
                 .request(&Request::Kill {
@@ -151,13 +138,6 @@ impl Daemon {
                 self.container_event(c, "kill", &[("signal", "9")]);
             }
         }
-        let gone = async {
-            while lc.borrow_and_update().running {
-                if lc.changed().await.is_err() {
-                    break;
-                }
-            }
-        };
         tokio::time::timeout(Duration::from_secs(30), gone)
             .await
             .map_err(|_| {
