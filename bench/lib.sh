@@ -41,3 +41,43 @@ api() { curl -sf --unix-socket "$sock" -X "$1" "http://d$2" -H 'Content-Type: ap
 # every few (it names them: a bare `wait` would wait for the daemon too).
 batch=()
 flush() { [ ${#batch[@]} -eq 0 ] || wait "${batch[@]}"; batch=(); }
+
+# A private dockerd (Debian's docker.io), for docker's figures beside ours:
+# a fresh root, its own socket, no bridge and no iptables rules, so it
+# touches nothing outside that root. Sets droot, dsock and dockerd_pid;
+# returns 1 when dockerd is not installed or does not come up. Call
+# stop_dockerd from cleanup.
+start_dockerd() {
+  command -v dockerd >/dev/null || return 1
+  droot=$(mktemp -d /tmp/berth-bench-docker.XXXXXX)
+  dsock=$droot/d.sock
+  echo '{}' >"$droot/daemon.json"
+  dockerd --data-root "$droot/data" --exec-root "$droot/exec" --pidfile "$droot/d.pid" \
+    --config-file "$droot/daemon.json" --host "unix://$dsock" \
+    --iptables=false --ip6tables=false --bridge=none >"$droot/log" 2>&1 &
+  dockerd_pid=$!
+  for _ in $(seq 300); do
+    DK version >/dev/null 2>&1 && return 0
+    sleep 0.1
+  done
+  echo "dockerd did not start: $(tail -3 "$droot/log")" >&2
+  stop_dockerd
+  return 1
+}
+
+stop_dockerd() {
+  [ -n "${dockerd_pid:-}" ] && { kill "$dockerd_pid" 2>/dev/null || true; wait "$dockerd_pid" 2>/dev/null || true; }
+  dockerd_pid=
+  if [ -n "${droot:-}" ]; then
+    local m
+    for m in $(awk -v r="$droot" 'index($5, r) == 1 {print $5}' /proc/self/mountinfo | sort -r); do
+      umount -l "$m" 2>/dev/null || true
+    done
+    rm -rf "$droot"
+    droot=
+  fi
+  return 0
+}
+
+# The docker CLI on that dockerd.
+DK() { DOCKER_HOST="unix://$dsock" DOCKER_CONFIG="$droot/dc" docker "$@"; }

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Pull and push of a big image through the daemon, against `berth registry
 # serve` on 127.0.0.1. Prints a table: berth, and docker / podman / skopeo
-# rows when they are installed (docker and podman need their daemon or
-# service; n/a otherwise).
+# rows when they are installed (docker's row needs dockerd, Debian's
+# docker.io: a private one is started on a temporary root, see
+# bench/lib.sh; podman needs its service; n/a otherwise).
 #
 #   bench/pull.sh [ROUNDS]     (default 3; the median is shown)
 #
@@ -11,6 +12,8 @@
 #   push  `berth push` of the loaded image (the first push of a round also
 #         compresses its layers once; that is included)
 #   pull  `berth pull` into an empty data root, unpack included
+# docker's rows are measured the same way: `docker load`, then push; pull
+# into a fresh dockerd.
 # Needs a release build: scripts/build-release.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,11 +25,13 @@ fxdir=target/fixtures-$BIG_MB
 ./scripts/fixtures.sh "$fxdir" >/dev/null
 fx=$fxdir/big-image.tar
 
+. bench/lib.sh
 work=$(mktemp -d /tmp/berth-pullbench.XXXXXX)
 pids=()
 cleanup() {
+  stop_dockerd
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
+  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
   for m in $(awk -v w="$work" '$5 ~ "^"w {print $5}' /proc/self/mountinfo | sort -r); do umount -l "$m" 2>/dev/null || true; done
   rm -rf "$work"
 }
@@ -49,7 +54,7 @@ start_registry() {
   addr=$(sed -n 's/.*listening on http:\/\/\([^ ]*\).*/\1/p' "$log" | head -1)
 }
 
-start_daemon() {
+start_daemon_at() {
   local dir=$1
   mkdir -p "$dir"
   echo '{}' >"$dir/daemon.json"
@@ -70,18 +75,31 @@ push_t=(); pull_t=()
 for r in $(seq "$rounds"); do
   start_registry "$work/reg$r" "$work/reg$r.log"
   d1=$work/push$r d2=$work/pull$r
-  start_daemon "$d1"
+  start_daemon_at "$d1"
   b "$d1" load -q -i "$fx" >/dev/null
   b "$d1" tag berth-fixture/big:latest "$addr/bench/big:v1"
   t=$(now); b "$d1" push -q "$addr/bench/big:v1" >/dev/null; push_t+=("$(since "$t")")
-  start_daemon "$d2"
+  start_daemon_at "$d2"
   t=$(now); b "$d2" pull -q "$addr/bench/big:v1" >/dev/null; pull_t+=("$(since "$t")")
 done
 
 printf '%-8s %10s %10s\n' tool "push (s)" "pull (s)"
 printf '%-8s %10s %10s\n' berth "$(median "${push_t[@]}")" "$(median "${pull_t[@]}")"
-if command -v docker >/dev/null && docker info >/dev/null 2>&1; then
-  echo "docker: a daemon answers, but measuring it is not scripted here"
+if command -v docker >/dev/null && start_dockerd; then
+  stop_dockerd
+  dpush_t=(); dpull_t=()
+  for r in $(seq "$rounds"); do
+    start_registry "$work/dreg$r" "$work/dreg$r.log"
+    start_dockerd
+    DK load -q -i "$fx" >/dev/null
+    DK tag berth-fixture/big:latest "$addr/bench/big:v1"
+    t=$(now); DK push "$addr/bench/big:v1" >/dev/null; dpush_t+=("$(since "$t")")
+    stop_dockerd
+    start_dockerd
+    t=$(now); DK pull -q "$addr/bench/big:v1" >/dev/null; dpull_t+=("$(since "$t")")
+    stop_dockerd
+  done
+  printf '%-8s %10s %10s\n' docker "$(median "${dpush_t[@]}")" "$(median "${dpull_t[@]}")"
 else
   printf '%-8s %10s %10s\n' docker n/a n/a
 fi

@@ -9,6 +9,7 @@ use berth_store::{Digest, LayerState, StoreError};
 
 use crate::compression::{self, Compression};
 use crate::layers::Lease;
+use crate::pipe;
 use crate::unpack::UnpackOptions;
 use crate::{ImageError, ImageStore};
 
@@ -67,7 +68,7 @@ impl ImageStore {
     /// safe unpacker. The blob must hash to `blob_digest` and its content
     /// to `diff_id` (from the already-verified config), or nothing of it
     /// is kept. A registry layer may not carry device nodes.
-    pub fn ingest_layer<R: Read>(
+    pub fn ingest_layer<R: Read + Send>(
         &self,
         lease: &mut LayerLease,
         raw: R,
@@ -77,21 +78,40 @@ impl ImageStore {
     ) -> Result<(), ImageError> {
         let expected = Digest::parse(blob_digest)?;
         let mut blob = self.blobs().writer()?;
-        let mut tee = Tee {
-            inner: raw,
-            blob: &mut blob,
-        };
-        let (layer, comp) = self.layers().unpack(
-            &mut lease.0,
-            &mut tee,
-            parent,
-            Some(diff_id),
-            &UnpackOptions::default(),
-        )?;
-        // The tar may end before the blob does (padding, gzip trailer):
-        // the whole blob is kept and verified.
-        io::copy(&mut tee, &mut io::sink())
-            .map_err(|e| ImageError::BadArchive(format!("reading layer {blob_digest}: {e}")))?;
+        // Two threads: this one keeps the blob and inflates, the other
+        // hashes and unpacks what comes out; one core each.
+        let (w, plain) = pipe::pipe();
+        let blob_ref = &mut blob;
+        let (unpacked, raw_side) = std::thread::scope(|s| {
+            let raw_side = s.spawn(move || -> io::Result<Compression> {
+                let mut tee = Tee {
+                    inner: raw,
+                    blob: blob_ref,
+                };
+                let (comp, mut inflated) = compression::decompress(&mut tee)?;
+                if pipe::pump(&mut inflated, w) {
+                    // The blob may go on after the compressed stream's end
+                    // (padding): the whole blob is kept and verified.
+                    drop(inflated);
+                    io::copy(&mut tee, &mut io::sink())?;
+                }
+                Ok(comp)
+            });
+            // A plain tar now: unpack detects no compression.
+            let unpacked = self.layers().unpack(
+                &mut lease.0,
+                plain,
+                parent,
+                Some(diff_id),
+                &UnpackOptions::default(),
+            );
+            (unpacked, raw_side.join())
+        });
+        let comp = raw_side
+            .unwrap_or_else(|_| Err(io::Error::other("layer reader panicked")))
+            .map_err(|e| ImageError::BadArchive(format!("reading layer {blob_digest}: {e}")));
+        let (layer, _) = unpacked?;
+        let comp = comp?;
         let (d, _) = blob.commit(Some(&expected))?;
         if !layer.existed || layer.row.blob_digest.is_none() {
             self.meta().set_layer_blob(

@@ -16,6 +16,7 @@ mod error;
 mod import;
 mod layers;
 pub mod mount;
+mod pipe;
 pub mod rootpath;
 mod store;
 pub mod unpack;
