@@ -354,6 +354,34 @@ fn update_top_stats() {
         "while true; do sleep 0.2; done",
     ])
     .ok();
+    // A stream open across the update shows the new limits: the daemon
+    // keeps the cgroup's files open, and limits read once.
+    let mut stream = std::os::unix::net::UnixStream::connect(&d.socket).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    std::io::Write::write_all(
+        &mut stream,
+        b"GET /containers/uu/stats?stream=1 HTTP/1.1\r\nHost: berth\r\n\r\n",
+    )
+    .unwrap();
+    let mut seen = Vec::new();
+    let mut read_until = |what: &[&str]| {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let start = seen.len();
+        let mut buf = [0u8; 8192];
+        while Instant::now() < deadline {
+            let text = String::from_utf8_lossy(&seen[start..]).to_string();
+            if what.iter().all(|w| text.contains(w)) {
+                return;
+            }
+            let n = std::io::Read::read(&mut stream, &mut buf).unwrap();
+            assert!(n > 0, "stream ended: {text}");
+            seen.extend_from_slice(&buf[..n]);
+        }
+        panic!("no {what:?} in {}", String::from_utf8_lossy(&seen[start..]));
+    };
+    read_until(&["\"memory_stats\""]);
     assert_eq!(
         d.docker(&[
             "update",
@@ -379,6 +407,8 @@ fn update_top_stats() {
         "/sys/fs/cgroup/pids/pids.max",
     ]);
     assert_eq!(cg.ok(), format!("{}\n50000\n40\n", 96 << 20));
+    read_until(&[&format!("\"limit\":{}}}", 96 << 20), "\"limit\":40}"]);
+    drop(stream);
     assert_eq!(
         inspect(
             &d,

@@ -77,10 +77,16 @@ struct Readers {
     cgroup: Option<StatsReader>,
     net_dev: Option<File>,
     buf: Vec<u8>,
+    /// The container's limits when the cgroup's were last read.
+    limits: Limits,
 }
 
+/// A container's memory and pids limits as configured (`update` changes
+/// them).
+type Limits = (i64, Option<i64>);
+
 impl Readers {
-    fn open(cgroup_path: &str, pid: i64) -> Readers {
+    fn open(cgroup_path: &str, pid: i64, limits: Limits) -> Readers {
         let cgroup = Hierarchy::detect()
             .stats_reader(cgroup_path)
             .inspect_err(|e| tracing::debug!("stats of {cgroup_path}: {e}"))
@@ -90,12 +96,20 @@ impl Readers {
             cgroup,
             net_dev: File::open(format!("/proc/{pid}/net/dev")).ok(),
             buf: Vec::new(),
+            limits,
         }
     }
 
     /// Reads both; a failure reads as zeros, and the files are opened
-    /// afresh next time.
-    fn read(&mut self, cgroup_path: &str) -> (Stats, Vec<(String, NetDev)>) {
+    /// afresh next time. The limits are read again when `limits` (the
+    /// container's, as configured) differ from the last call's.
+    fn read(&mut self, cgroup_path: &str, limits: Limits) -> (Stats, Vec<(String, NetDev)>) {
+        if self.limits != limits {
+            self.limits = limits;
+            if let Some(c) = &mut self.cgroup {
+                c.refresh_limits();
+            }
+        }
         let stats = match self.cgroup.as_mut().map(StatsReader::read) {
             Some(Ok(s)) => s,
             Some(Err(e)) => {
@@ -145,12 +159,13 @@ impl Sampler {
     /// A sample now; `host` is the host's side read at the same moment.
     /// Blocks on file reads (short ones: the kernel generates them).
     fn sample(&mut self, host: HostSample) -> Sample {
-        let (running, pid, name) = {
+        let (running, pid, name, limits) = {
             let r = self.container.rec();
             (
                 r.state.status.is_active(),
                 r.state.pid,
                 format!("/{}", r.name),
+                (r.host_config.memory, r.host_config.pids_limit),
             )
         };
         let id = self.container.id.clone();
@@ -166,10 +181,10 @@ impl Sampler {
             };
         }
         if self.readers.as_ref().is_none_or(|r| r.stale(pid)) {
-            self.readers = Some(Readers::open(&self.cgroup_path, pid));
+            self.readers = Some(Readers::open(&self.cgroup_path, pid, limits));
         }
         let (stats, networks) = match &mut self.readers {
-            Some(r) => r.read(&self.cgroup_path),
+            Some(r) => r.read(&self.cgroup_path, limits),
             None => Default::default(),
         };
         Sample {

@@ -98,6 +98,16 @@ pub struct StatsReader {
     files: Files,
     /// Reused for every file read.
     buf: Vec<u8>,
+    /// The memory and pids limits as last read: they change only when the
+    /// container is updated, so they are read again only after
+    /// [`StatsReader::refresh_limits`].
+    limits: Option<Limits>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Limits {
+    memory: Option<u64>,
+    pids: Option<u64>,
 }
 
 #[derive(Debug)]
@@ -109,9 +119,7 @@ enum Files {
 /// Missing files (controllers not mounted) leave their part at its default.
 #[derive(Debug)]
 struct V1Files {
-    cpu_usage: Option<Open>,
-    percpu: Option<Open>,
-    cpuacct_stat: Option<Open>,
+    cpuacct: V1Cpuacct,
     cpu_stat: Option<Open>,
     mem_usage: Option<Open>,
     mem_max_usage: Option<Open>,
@@ -122,6 +130,20 @@ struct V1Files {
     pids_max: Option<Open>,
     /// The blkio file pairs there are, in runc's order of preference.
     blkio: Vec<(Open, Option<Open>)>,
+}
+
+/// Where the v1 CPU times come from.
+#[derive(Debug)]
+enum V1Cpuacct {
+    /// `cpuacct.usage_all` (Linux 4.7 on): user and system ns per CPU, so
+    /// the total, the per-CPU totals and the split in one read.
+    All(Open),
+    /// Older kernels: `cpuacct.usage`, `.usage_percpu` and `.stat`.
+    Split {
+        usage: Option<Open>,
+        percpu: Option<Open>,
+        stat: Option<Open>,
+    },
 }
 
 #[derive(Debug)]
@@ -138,7 +160,9 @@ struct V2Files {
 
 /// runc's choice among the blkio files a kernel may offer: BFQ's, then
 /// CFQ's (gone since 5.0), then the throttle ones, which count all I/O; a
-/// set is used when its first file has entries.
+/// set is used when its first file has entries. The last set is opened
+/// only when the one before is missing: a cgroup's recursive counts
+/// include its own, so when they are empty its own are too.
 const V1_BLKIO_SETS: [[&str; 2]; 4] = [
     [
         "blkio.bfq.io_service_bytes_recursive",
@@ -168,15 +192,26 @@ impl StatsReader {
         }
         let (cpu, pids, blkio) = (dir("cpu"), dir("pids"), dir("blkio"));
         let mut blkio_sets = Vec::new();
-        for [bytes, serviced] in V1_BLKIO_SETS {
+        let mut recursive_throttle = false;
+        for (i, [bytes, serviced]) in V1_BLKIO_SETS.into_iter().enumerate() {
+            if i == V1_BLKIO_SETS.len() - 1 && recursive_throttle {
+                break;
+            }
             if let Some(b) = Open::optional(blkio.join(bytes))? {
+                recursive_throttle = i == V1_BLKIO_SETS.len() - 2;
                 blkio_sets.push((b, Open::optional(blkio.join(serviced))?));
             }
         }
+        let cpuacct = match Open::optional(cpuacct.join("cpuacct.usage_all"))? {
+            Some(all) => V1Cpuacct::All(all),
+            None => V1Cpuacct::Split {
+                usage: Open::optional(cpuacct.join("cpuacct.usage"))?,
+                percpu: Open::optional(cpuacct.join("cpuacct.usage_percpu"))?,
+                stat: Open::optional(cpuacct.join("cpuacct.stat"))?,
+            },
+        };
         let files = V1Files {
-            cpu_usage: Open::optional(cpuacct.join("cpuacct.usage"))?,
-            percpu: Open::optional(cpuacct.join("cpuacct.usage_percpu"))?,
-            cpuacct_stat: Open::optional(cpuacct.join("cpuacct.stat"))?,
+            cpuacct,
             cpu_stat: Open::optional(cpu.join("cpu.stat"))?,
             mem_usage: Open::optional(memory.join("memory.usage_in_bytes"))?,
             mem_max_usage: Open::optional(memory.join("memory.max_usage_in_bytes"))?,
@@ -190,6 +225,7 @@ impl StatsReader {
         Ok(StatsReader {
             files: Files::V1(files),
             buf: Vec::new(),
+            limits: None,
         })
     }
 
@@ -210,31 +246,75 @@ impl StatsReader {
         Ok(StatsReader {
             files: Files::V2(files),
             buf: Vec::new(),
+            limits: None,
         })
     }
 
     /// One sample of the cgroup's usage.
     pub fn read(&mut self) -> Result<Stats, CgroupError> {
+        let buf = &mut self.buf;
+        let limits = match self.limits {
+            Some(l) => l,
+            None => {
+                let (mem, pids) = match &self.files {
+                    Files::V1(f) => (&f.mem_limit, &f.pids_max),
+                    Files::V2(f) => (&f.mem_max, &f.pids_max),
+                };
+                let mut memory = match mem {
+                    Some(o) => o.limit(buf)?,
+                    None => None,
+                };
+                if matches!(self.files, Files::V1(_)) {
+                    memory = memory.and_then(stats::v1_limit);
+                }
+                let pids = match pids {
+                    Some(o) => o.limit(buf)?,
+                    None => None,
+                };
+                *self.limits.insert(Limits { memory, pids })
+            }
+        };
         match &self.files {
-            Files::V1(f) => read_v1(f, &mut self.buf),
-            Files::V2(f) => read_v2(f, &mut self.buf),
+            Files::V1(f) => read_v1(f, limits, buf),
+            Files::V2(f) => read_v2(f, limits, buf),
         }
+    }
+
+    /// Makes the next [`StatsReader::read`] read the limits again (after
+    /// the container's were changed).
+    pub fn refresh_limits(&mut self) {
+        self.limits = None;
     }
 }
 
-fn read_v1(f: &V1Files, buf: &mut Vec<u8>) -> Result<Stats, CgroupError> {
+fn read_v1(f: &V1Files, limits: Limits, buf: &mut Vec<u8>) -> Result<Stats, CgroupError> {
     let u64_opt = |o: &Option<Open>, buf: &mut Vec<u8>| o.as_ref().map(|o| o.u64(buf)).transpose();
 
-    let mut cpu = CpuStats {
-        total_usage: u64_opt(&f.cpu_usage, buf)?.unwrap_or(0),
-        ..CpuStats::default()
-    };
-    if let Some(o) = &f.percpu {
-        let text = o.read(buf)?;
-        cpu.percpu_usage = stats::parse_percpu(text).ok_or_else(|| o.parse_error(text))?;
-    }
-    if let Some(o) = &f.cpuacct_stat {
-        (cpu.usage_in_usermode, cpu.usage_in_kernelmode) = stats::parse_cpuacct_stat(o.read(buf)?);
+    let mut cpu = CpuStats::default();
+    match &f.cpuacct {
+        V1Cpuacct::All(o) => {
+            let text = o.read(buf)?;
+            let all = stats::parse_usage_all(text).ok_or_else(|| o.parse_error(text))?;
+            cpu.percpu_usage = all.percpu;
+            cpu.total_usage = cpu.percpu_usage.iter().sum();
+            cpu.usage_in_usermode = all.user;
+            cpu.usage_in_kernelmode = all.system;
+        }
+        V1Cpuacct::Split {
+            usage,
+            percpu,
+            stat,
+        } => {
+            cpu.total_usage = u64_opt(usage, buf)?.unwrap_or(0);
+            if let Some(o) = percpu {
+                let text = o.read(buf)?;
+                cpu.percpu_usage = stats::parse_percpu(text).ok_or_else(|| o.parse_error(text))?;
+            }
+            if let Some(o) = stat {
+                (cpu.usage_in_usermode, cpu.usage_in_kernelmode) =
+                    stats::parse_cpuacct_stat(o.read(buf)?);
+            }
+        }
     }
     if let Some(o) = &f.cpu_stat {
         cpu.throttling = stats::throttling(&stats::parse_flat_keyed(o.read(buf)?));
@@ -244,7 +324,7 @@ fn read_v1(f: &V1Files, buf: &mut Vec<u8>) -> Result<Stats, CgroupError> {
         usage: u64_opt(&f.mem_usage, buf)?.unwrap_or(0),
         max_usage: u64_opt(&f.mem_max_usage, buf)?,
         failcnt: u64_opt(&f.mem_failcnt, buf)?,
-        limit: u64_opt(&f.mem_limit, buf)?.and_then(stats::v1_limit),
+        limit: limits.memory,
         stats: match &f.mem_stat {
             Some(o) => stats::parse_flat_keyed(o.read(buf)?),
             None => Default::default(),
@@ -253,10 +333,7 @@ fn read_v1(f: &V1Files, buf: &mut Vec<u8>) -> Result<Stats, CgroupError> {
 
     let pids = PidsStats {
         current: u64_opt(&f.pids_current, buf)?.unwrap_or(0),
-        limit: match &f.pids_max {
-            Some(o) => o.limit(buf)?,
-            None => None,
-        },
+        limit: limits.pids,
     };
 
     let entries = |o: &Open, buf: &mut Vec<u8>| -> Result<Vec<_>, CgroupError> {
@@ -286,17 +363,11 @@ fn read_v1(f: &V1Files, buf: &mut Vec<u8>) -> Result<Stats, CgroupError> {
     })
 }
 
-fn read_v2(f: &V2Files, buf: &mut Vec<u8>) -> Result<Stats, CgroupError> {
+fn read_v2(f: &V2Files, limits: Limits, buf: &mut Vec<u8>) -> Result<Stats, CgroupError> {
     let flat = |o: &Option<Open>, buf: &mut Vec<u8>| -> Result<Option<_>, CgroupError> {
         o.as_ref()
             .map(|o| Ok(stats::parse_flat_keyed(o.read(buf)?)))
             .transpose()
-    };
-    let limit = |o: &Option<Open>, buf: &mut Vec<u8>| -> Result<Option<u64>, CgroupError> {
-        Ok(match o {
-            Some(o) => o.limit(buf)?,
-            None => None,
-        })
     };
 
     let mut cpu = CpuStats::default();
@@ -317,7 +388,7 @@ fn read_v2(f: &V2Files, buf: &mut Vec<u8>) -> Result<Stats, CgroupError> {
             .unwrap_or(0),
         max_usage: None,
         failcnt: flat(&f.mem_events, buf)?.and_then(|m| m.get("oom").copied()),
-        limit: limit(&f.mem_max, buf)?,
+        limit: limits.memory,
         stats: flat(&f.mem_stat, buf)?.unwrap_or_default(),
     };
 
@@ -328,7 +399,7 @@ fn read_v2(f: &V2Files, buf: &mut Vec<u8>) -> Result<Stats, CgroupError> {
             .map(|o| o.u64(buf))
             .transpose()?
             .unwrap_or(0),
-        limit: limit(&f.pids_max, buf)?,
+        limit: limits.pids,
     };
 
     let blkio = match &f.io_stat {
@@ -447,6 +518,100 @@ mod tests {
             ours == std::fs::read_to_string("/proc/self/mountinfo").unwrap()
         });
         assert!(same);
+    }
+
+    /// A v1 hierarchy of plain files under a temporary directory, cgroup `c`.
+    fn fake_v1(files: &[(&str, &str)]) -> tempfile::TempDir {
+        let t = tempfile::tempdir().unwrap();
+        for c in ["cpuacct", "memory"] {
+            std::fs::create_dir_all(t.path().join(c).join("c")).unwrap();
+        }
+        for (path, text) in files {
+            let p = t.path().join(path);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, text).unwrap();
+        }
+        t
+    }
+
+    #[test]
+    fn v1_cpu_times_from_usage_all_or_the_older_files() {
+        let t = fake_v1(&[(
+            "cpuacct/c/cpuacct.usage_all",
+            "cpu user system\n0 70 30\n1 8 2\n",
+        )]);
+        let s = StatsReader::open_v1(t.path(), Path::new("c"))
+            .unwrap()
+            .read()
+            .unwrap();
+        assert_eq!(s.cpu.percpu_usage, [100, 10]);
+        assert_eq!(s.cpu.total_usage, 110);
+        assert_eq!(
+            (s.cpu.usage_in_usermode, s.cpu.usage_in_kernelmode),
+            (78, 32)
+        );
+
+        let t = fake_v1(&[
+            ("cpuacct/c/cpuacct.usage", "110\n"),
+            ("cpuacct/c/cpuacct.usage_percpu", "100 10 \n"),
+            ("cpuacct/c/cpuacct.stat", "user 3\nsystem 1\n"),
+        ]);
+        let s = StatsReader::open_v1(t.path(), Path::new("c"))
+            .unwrap()
+            .read()
+            .unwrap();
+        assert_eq!(s.cpu.percpu_usage, [100, 10]);
+        assert_eq!(s.cpu.total_usage, 110);
+        assert_eq!(
+            (s.cpu.usage_in_usermode, s.cpu.usage_in_kernelmode),
+            (30_000_000, 10_000_000)
+        );
+    }
+
+    #[test]
+    fn v1_blkio_falls_back_to_own_counts_only_without_recursive_ones() {
+        let own = "8:0 Read 4096\n8:0 Write 0\nTotal 4096\n";
+        // The recursive file is there and empty: the cgroup did no I/O.
+        let t = fake_v1(&[
+            (
+                "blkio/c/blkio.throttle.io_service_bytes_recursive",
+                "Total 0\n",
+            ),
+            ("blkio/c/blkio.throttle.io_service_bytes", own),
+        ]);
+        let mut r = StatsReader::open_v1(t.path(), Path::new("c")).unwrap();
+        assert!(r
+            .read()
+            .unwrap()
+            .blkio
+            .io_service_bytes_recursive
+            .is_empty());
+        // An old kernel without recursive throttle files.
+        let t = fake_v1(&[("blkio/c/blkio.throttle.io_service_bytes", own)]);
+        let mut r = StatsReader::open_v1(t.path(), Path::new("c")).unwrap();
+        assert_eq!(r.read().unwrap().blkio.io_service_bytes_recursive.len(), 2);
+    }
+
+    #[test]
+    fn limits_are_read_again_only_when_asked() {
+        let t = fake_v1(&[
+            ("memory/c/memory.limit_in_bytes", "9223372036854771712\n"),
+            ("pids/c/pids.max", "max\n"),
+        ]);
+        let mut r = StatsReader::open_v1(t.path(), Path::new("c")).unwrap();
+        let s = r.read().unwrap();
+        assert_eq!((s.memory.limit, s.pids.limit), (None, None));
+        std::fs::write(
+            t.path().join("memory/c/memory.limit_in_bytes"),
+            "67108864\n",
+        )
+        .unwrap();
+        std::fs::write(t.path().join("pids/c/pids.max"), "50\n").unwrap();
+        let s = r.read().unwrap();
+        assert_eq!((s.memory.limit, s.pids.limit), (None, None));
+        r.refresh_limits();
+        let s = r.read().unwrap();
+        assert_eq!((s.memory.limit, s.pids.limit), (Some(64 << 20), Some(50)));
     }
 
     #[test]

@@ -235,6 +235,45 @@ pub(super) fn parse_percpu(text: &str) -> Option<Vec<u64>> {
         .collect()
 }
 
+/// v1 `cpuacct.usage_all`, summed up.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) struct UsageAll {
+    /// Per CPU, user + system ns (what `cpuacct.usage_percpu` shows).
+    pub percpu: Vec<u64>,
+    /// All CPUs' user ns.
+    pub user: u64,
+    /// All CPUs' system ns.
+    pub system: u64,
+}
+
+/// v1 `cpuacct.usage_all`: a `cpu user system` header, then a line per
+/// possible CPU in its order.
+pub(super) fn parse_usage_all(text: &str) -> Option<UsageAll> {
+    let mut lines = text.lines();
+    if lines
+        .next()?
+        .split_ascii_whitespace()
+        .ne(["cpu", "user", "system"])
+    {
+        return None;
+    }
+    let mut all = UsageAll {
+        percpu: Vec::new(),
+        user: 0,
+        system: 0,
+    };
+    for line in lines.filter(|l| !l.trim().is_empty()) {
+        let mut f = line.split_ascii_whitespace().skip(1).map(str::parse::<u64>);
+        let (Some(Ok(user)), Some(Ok(system)), None) = (f.next(), f.next(), f.next()) else {
+            return None;
+        };
+        all.percpu.push(user + system);
+        all.user += user;
+        all.system += system;
+    }
+    Some(all)
+}
+
 /// v1 `cpuacct.stat` (`user`/`system` in clock ticks) as (user, kernel) ns.
 pub(super) fn parse_cpuacct_stat(text: &str) -> (u64, u64) {
     let m = parse_flat_keyed(text);
@@ -454,6 +493,30 @@ total_inactive_file 1912823808
             Some(vec![1900770351031, 2119374471915])
         );
         assert_eq!(parse_percpu("1 x"), None);
+    }
+
+    #[test]
+    fn cpuacct_usage_all() {
+        let text = "cpu user system\n0 700 300\n1 5 0\n";
+        assert_eq!(
+            parse_usage_all(text),
+            Some(UsageAll {
+                percpu: vec![1000, 5],
+                user: 705,
+                system: 300
+            })
+        );
+        assert_eq!(
+            parse_usage_all("cpu user system\n"),
+            Some(UsageAll {
+                percpu: vec![],
+                user: 0,
+                system: 0
+            })
+        );
+        assert_eq!(parse_usage_all("0 1 2\n"), None);
+        assert_eq!(parse_usage_all("cpu user system\n0 1\n"), None);
+        assert_eq!(parse_usage_all("cpu user system\n0 1 x\n"), None);
     }
 
     #[test]
