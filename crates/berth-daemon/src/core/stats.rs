@@ -527,7 +527,7 @@ struct MemoryJson<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     max_usage: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    stats: Option<&'a std::collections::BTreeMap<String, u64>>,
+    stats: Option<&'a berth_runtime::cgroups::KeyedValues>,
     #[serde(skip_serializing_if = "Option::is_none")]
     failcnt: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -660,7 +660,7 @@ mod tests {
                 max_usage: Some(8192),
                 failcnt: Some(0),
                 limit: None,
-                stats: [("total_inactive_file".to_string(), 1024)].into(),
+                stats: [("total_inactive_file", 1024)].into_iter().collect(),
             },
             pids: PidsStats {
                 current: 2,

@@ -39,7 +39,7 @@ use std::time::Duration;
 pub use reader::{read_afresh, HostReader, HostSample, StatsReader};
 pub use stats::{
     machine_memory, online_cpus, parse_cpuset, system_cpu_usage, BlkioEntry, BlkioStats, CpuStats,
-    MemoryStats, PidsStats, Stats, Throttling,
+    KeyedValues, MemoryStats, PidsStats, Stats, Throttling,
 };
 
 /// Where the system's cgroups are mounted.

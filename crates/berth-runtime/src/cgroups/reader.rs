@@ -9,7 +9,7 @@ use std::io::ErrorKind;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
-use super::stats::{self, BlkioStats, CpuStats, MemoryStats, PidsStats, Stats};
+use super::stats::{self, BlkioStats, CpuStats, KeyedParser, MemoryStats, PidsStats, Stats};
 use super::{existing_dir, CgroupError};
 
 /// Room left in the buffer after a short read that shows the file ended.
@@ -98,6 +98,8 @@ pub struct StatsReader {
     files: Files,
     /// Reused for every file read.
     buf: Vec<u8>,
+    /// `memory.stat`'s keys, kept between samples.
+    mem_stat_keys: KeyedParser,
     /// The memory and pids limits as last read: they change only when the
     /// container is updated, so they are read again only after
     /// [`StatsReader::refresh_limits`].
@@ -225,6 +227,7 @@ impl StatsReader {
         Ok(StatsReader {
             files: Files::V1(files),
             buf: Vec::new(),
+            mem_stat_keys: KeyedParser::default(),
             limits: None,
         })
     }
@@ -246,6 +249,7 @@ impl StatsReader {
         Ok(StatsReader {
             files: Files::V2(files),
             buf: Vec::new(),
+            mem_stat_keys: KeyedParser::default(),
             limits: None,
         })
     }
@@ -274,9 +278,10 @@ impl StatsReader {
                 *self.limits.insert(Limits { memory, pids })
             }
         };
+        let keys = &mut self.mem_stat_keys;
         match &self.files {
-            Files::V1(f) => read_v1(f, limits, buf),
-            Files::V2(f) => read_v2(f, limits, buf),
+            Files::V1(f) => read_v1(f, limits, buf, keys),
+            Files::V2(f) => read_v2(f, limits, buf, keys),
         }
     }
 
@@ -287,7 +292,12 @@ impl StatsReader {
     }
 }
 
-fn read_v1(f: &V1Files, limits: Limits, buf: &mut Vec<u8>) -> Result<Stats, CgroupError> {
+fn read_v1(
+    f: &V1Files,
+    limits: Limits,
+    buf: &mut Vec<u8>,
+    mem_stat_keys: &mut KeyedParser,
+) -> Result<Stats, CgroupError> {
     let u64_opt = |o: &Option<Open>, buf: &mut Vec<u8>| o.as_ref().map(|o| o.u64(buf)).transpose();
 
     let mut cpu = CpuStats::default();
@@ -326,7 +336,7 @@ fn read_v1(f: &V1Files, limits: Limits, buf: &mut Vec<u8>) -> Result<Stats, Cgro
         failcnt: u64_opt(&f.mem_failcnt, buf)?,
         limit: limits.memory,
         stats: match &f.mem_stat {
-            Some(o) => stats::parse_flat_keyed(o.read(buf)?),
+            Some(o) => mem_stat_keys.parse(o.read(buf)?),
             None => Default::default(),
         },
     };
@@ -363,7 +373,12 @@ fn read_v1(f: &V1Files, limits: Limits, buf: &mut Vec<u8>) -> Result<Stats, Cgro
     })
 }
 
-fn read_v2(f: &V2Files, limits: Limits, buf: &mut Vec<u8>) -> Result<Stats, CgroupError> {
+fn read_v2(
+    f: &V2Files,
+    limits: Limits,
+    buf: &mut Vec<u8>,
+    mem_stat_keys: &mut KeyedParser,
+) -> Result<Stats, CgroupError> {
     let flat = |o: &Option<Open>, buf: &mut Vec<u8>| -> Result<Option<_>, CgroupError> {
         o.as_ref()
             .map(|o| Ok(stats::parse_flat_keyed(o.read(buf)?)))
@@ -389,7 +404,10 @@ fn read_v2(f: &V2Files, limits: Limits, buf: &mut Vec<u8>) -> Result<Stats, Cgro
         max_usage: None,
         failcnt: flat(&f.mem_events, buf)?.and_then(|m| m.get("oom").copied()),
         limit: limits.memory,
-        stats: flat(&f.mem_stat, buf)?.unwrap_or_default(),
+        stats: match &f.mem_stat {
+            Some(o) => mem_stat_keys.parse(o.read(buf)?),
+            None => Default::default(),
+        },
     };
 
     let pids = PidsStats {

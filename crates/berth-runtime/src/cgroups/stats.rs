@@ -2,6 +2,7 @@
 //! the cgroup and `/proc` files it comes from.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 /// Docker's clock for `/proc/stat` and v1 `cpuacct.stat`: USER_HZ, which is
 /// 100 on every Linux architecture Docker runs on (moby hard-codes it too).
@@ -70,7 +71,108 @@ pub struct MemoryStats {
     /// machine's memory for a limit above it.
     pub limit: Option<u64>,
     /// `stats`: `memory.stat` as it is (v1 and v2 keys differ).
-    pub stats: BTreeMap<String, u64>,
+    pub stats: KeyedValues,
+}
+
+/// A flat-keyed file's numbers, sorted by key (the order Docker's JSON
+/// shows `memory_stats.stats` in). The keys are shared between the
+/// samples of one reader ([`KeyedParser`]): a stream reads the same ~70
+/// keys every second, and a sample costs one allocation, not one a key.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KeyedValues {
+    keys: Arc<[Box<str>]>,
+    values: Vec<u64>,
+}
+
+impl KeyedValues {
+    /// The value of `key`.
+    pub fn get(&self, key: &str) -> Option<u64> {
+        let i = self.keys.binary_search_by(|k| (**k).cmp(key)).ok()?;
+        Some(self.values[i])
+    }
+
+    /// The entries, sorted by key.
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = (&str, u64)> {
+        self.keys
+            .iter()
+            .map(|k| &**k)
+            .zip(self.values.iter().copied())
+    }
+
+    /// How many entries.
+    pub fn len(&self) -> usize {
+        self.values.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.values.is_empty()
+    }
+}
+
+impl<K: AsRef<str>> FromIterator<(K, u64)> for KeyedValues {
+    /// Sorted; the last of equal keys wins.
+    fn from_iter<I: IntoIterator<Item = (K, u64)>>(entries: I) -> KeyedValues {
+        let map: BTreeMap<Box<str>, u64> = entries
+            .into_iter()
+            .map(|(k, v)| (k.as_ref().into(), v))
+            .collect();
+        KeyedValues {
+            values: map.values().copied().collect(),
+            keys: map.into_keys().collect(),
+        }
+    }
+}
+
+impl serde::Serialize for KeyedValues {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(self.iter())
+    }
+}
+
+/// Parses one flat-keyed file again and again: while the file lists the
+/// same keys in the same order (a cgroup's `memory.stat` always does), the
+/// keys and their sorted order are reused.
+#[derive(Debug, Default)]
+pub(super) struct KeyedParser {
+    /// The file's keys as last seen, in its order.
+    file_keys: Vec<Box<str>>,
+    /// The sorted keys handed out.
+    sorted: Arc<[Box<str>]>,
+    /// For each sorted key, the index of its (last) line in the file.
+    order: Vec<usize>,
+    /// The values in the file's order.
+    scratch: Vec<u64>,
+}
+
+impl KeyedParser {
+    pub(super) fn parse(&mut self, text: &str) -> KeyedValues {
+        self.scratch.clear();
+        let mut same = true;
+        for (i, (k, v)) in flat_entries(text).enumerate() {
+            same = same && self.file_keys.get(i).is_some_and(|f| **f == *k);
+            self.scratch.push(v);
+        }
+        if !same || self.scratch.len() != self.file_keys.len() {
+            self.learn(text);
+        }
+        KeyedValues {
+            keys: Arc::clone(&self.sorted),
+            values: self.order.iter().map(|&i| self.scratch[i]).collect(),
+        }
+    }
+
+    /// Takes the keys of `text` as the new shape.
+    fn learn(&mut self, text: &str) {
+        self.file_keys = flat_entries(text).map(|(k, _)| k.into()).collect();
+        // The last line of a key wins, as in a map.
+        let index: BTreeMap<&str, usize> = flat_entries(text)
+            .enumerate()
+            .map(|(i, (k, _))| (k, i))
+            .collect();
+        self.sorted = index.keys().map(|&k| k.into()).collect();
+        self.order = index.into_values().collect();
+    }
 }
 
 /// `pids_stats`.
@@ -207,12 +309,18 @@ pub(super) fn parse_meminfo_total(text: &str) -> Option<u64> {
 /// `memory.events`, `memory.oom_control`); lines whose value is not a
 /// number are left out.
 pub(super) fn parse_flat_keyed(text: &str) -> BTreeMap<String, u64> {
-    text.lines()
-        .filter_map(|line| {
-            let (key, value) = line.trim().split_once(char::is_whitespace)?;
-            Some((key.to_string(), value.trim().parse().ok()?))
-        })
+    flat_entries(text)
+        .map(|(k, v)| (k.to_string(), v))
         .collect()
+}
+
+/// The entries of a "key value" file in its order, less lines whose value
+/// is not a number.
+fn flat_entries(text: &str) -> impl Iterator<Item = (&str, u64)> {
+    text.lines().filter_map(|line| {
+        let (key, value) = line.trim().split_once(char::is_whitespace)?;
+        Some((key, value.trim().parse().ok()?))
+    })
 }
 
 /// A limit file: a number, or "max" (`None`). `Err` when neither.
@@ -442,6 +550,70 @@ total_inactive_file 1912823808
         assert_eq!(m["hierarchical_memory_limit"], 9223372036854771712);
         assert_eq!(v1_limit(m["hierarchical_memory_limit"]), None);
         assert_eq!(v1_limit(268435456), Some(268435456));
+    }
+
+    #[test]
+    fn keyed_parser_reuses_keys_and_follows_a_new_shape() {
+        let mut p = KeyedParser::default();
+        let a = p.parse(V1_MEMORY_STAT);
+        let map = parse_flat_keyed(V1_MEMORY_STAT);
+        assert!(a.iter().map(|(k, v)| (k.to_string(), v)).eq(map.clone()));
+        // Same keys, new values: the same key list is handed out.
+        let b = p.parse(&V1_MEMORY_STAT.replace("cache 3559079936", "cache 1"));
+        assert!(Arc::ptr_eq(&a.keys, &b.keys));
+        assert_eq!(
+            (a.get("cache"), b.get("cache")),
+            (Some(3559079936), Some(1))
+        );
+        assert_eq!(b.get("total_inactive_file"), Some(1912823808));
+        assert_eq!(b.get("nope"), None);
+        // A key more, a line of junk, a repeated key (the last wins).
+        let c = p.parse("zz 5\nb x\ncache 7\nrss 2\ncache 9\n");
+        assert_eq!(
+            c.iter().collect::<Vec<_>>(),
+            [("cache", 9), ("rss", 2), ("zz", 5)]
+        );
+        let d = p.parse("zz 6\ncache 8\nrss 3\ncache 10\n");
+        assert!(Arc::ptr_eq(&c.keys, &d.keys));
+        assert_eq!(
+            d.iter().collect::<Vec<_>>(),
+            [("cache", 10), ("rss", 3), ("zz", 6)]
+        );
+        // Fewer keys.
+        let e = p.parse("zz 6\n");
+        assert_eq!(e.iter().collect::<Vec<_>>(), [("zz", 6)]);
+        assert!(p.parse("").is_empty());
+        assert_eq!(
+            serde_json::to_string(&d).unwrap(),
+            r#"{"cache":10,"rss":3,"zz":6}"#
+        );
+    }
+
+    proptest::proptest! {
+        /// Whatever a file turns into from one read to the next, the
+        /// parser reads it as a fresh parse would.
+        #[test]
+        fn keyed_parser_agrees_with_a_fresh_parse(
+            files in proptest::collection::vec(
+                proptest::collection::vec(("[a-d]{1,2}", proptest::option::of(0u64..1000)), 0..6),
+                1..6,
+            )
+        ) {
+            let mut p = KeyedParser::default();
+            for lines in files {
+                let text: String = lines
+                    .iter()
+                    .map(|(k, v)| match v {
+                        Some(v) => format!("{k} {v}\n"),
+                        None => format!("{k} junk\n"),
+                    })
+                    .collect();
+                let got: Vec<(String, u64)> =
+                    p.parse(&text).iter().map(|(k, v)| (k.to_string(), v)).collect();
+                let want: Vec<(String, u64)> = parse_flat_keyed(&text).into_iter().collect();
+                proptest::prop_assert_eq!(got, want);
+            }
+        }
     }
 
     #[test]

@@ -506,7 +506,7 @@ thp_fault_alloc 0
         assert_eq!(s.memory.limit, Some(268435456));
         assert_eq!(s.memory.failcnt, Some(2));
         assert_eq!(s.memory.stats.len(), 30);
-        assert_eq!(s.memory.stats["inactive_file"], 6807552);
+        assert_eq!(s.memory.stats.get("inactive_file"), Some(6807552));
         assert_eq!(
             s.pids,
             PidsStats {
