@@ -8,7 +8,9 @@
 # `ps -a`, `images`, `ps -a --format '{{json .}}'` and `GET /containers/json`
 # are timed. docker's figures go beside ours when the docker CLI is here
 # (it is the same client pointed at our daemon, so only berth's own client
-# is compared to it). Last row: daemon CPU time over 10 s idle, without and
+# is compared to it). When dockerd (Debian's docker.io) is installed, the
+# same containers and tags are made on a private dockerd (bench/lib.sh) and
+# docker's own figures are printed last. Last row: daemon CPU time over 10 s idle, without and
 # with 5 idle `events` subscribers (should be 0 ms either way).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,27 +23,33 @@ small_fx=target/fixtures/busybox-rootfs.tar
 . bench/lib.sh
 subs=()
 cleanup() {
-  for p in "${subs[@]}"; do kill "$p" 2>/dev/null || true; done
+  # B runs in a subshell: its client is the subshell's child.
+  for p in "${subs[@]}"; do pkill -P "$p" 2>/dev/null; kill "$p" 2>/dev/null || true; done
+  stop_dockerd
   stop_daemon
 }
 trap cleanup EXIT
 start_daemon
 B import -c 'CMD ["sh"]' "$small_fx" busybox:latest >/dev/null
 
-echo "setting up 500 containers and 300 tags..." >&2
-# Sixteen requests at a time.
-for i in $(seq 500); do
-  api POST "/v1.41/containers/create?name=c$i" '{"Image":"busybox","Cmd":["true"],"Labels":{"n":"'"$i"'"}}' >/dev/null &
-  batch+=($!)
-  (( i % 16 == 0 )) && flush
-done
-flush
-for i in $(seq 300); do
-  api POST "/v1.41/images/busybox/tag?repo=bench/img$i&tag=v1" >/dev/null &
-  batch+=($!)
-  (( i % 16 == 0 )) && flush
-done
-flush
+# 500 containers and 300 tags through the API function "$1" (api or
+# dapi), sixteen requests at a time.
+populate() {
+  echo "setting up 500 containers and 300 tags..." >&2
+  for i in $(seq 500); do
+    "$1" POST "/v1.41/containers/create?name=c$i" '{"Image":"busybox","Cmd":["true"],"Labels":{"n":"'"$i"'"}}' >/dev/null &
+    batch+=($!)
+    (( i % 16 == 0 )) && flush
+  done
+  flush
+  for i in $(seq 300); do
+    "$1" POST "/v1.41/images/busybox/tag?repo=bench/img$i&tag=v1" >/dev/null &
+    batch+=($!)
+    (( i % 16 == 0 )) && flush
+  done
+  flush
+}
+populate api
 
 
 printf '%-44s %10s %10s\n' "measure (500 containers, 300 images)" "min ms" "median ms"
@@ -69,3 +77,16 @@ sleep 1
 printf '%-44s %10s\n' "5 idle events subscribers" "$(idle_cpu)"
 rss=$(awk '/VmRSS/ {print $2}' "/proc/$dpid/status")
 printf '%-44s %10s\n' "daemon RSS (kB) with 500 containers" "$rss"
+
+if command -v docker >/dev/null && start_dockerd; then
+  dapi() { curl -sf --unix-socket "$dsock" -X "$1" "http://d$2" -H 'Content-Type: application/json' ${3:+-d "$3"}; }
+  DK import -c 'CMD ["sh"]' "$small_fx" busybox:latest >/dev/null
+  populate dapi
+  printf '%-44s %10s %10s\n' "dockerd 20.10 (same 500 and 300)" "min ms" "median ms"
+  row "docker ps -a" "$(measure DK ps -a)"
+  row "docker images" "$(measure DK images)"
+  row "GET /containers/json?all=1 (curl)" "$(measure dapi GET '/v1.41/containers/json?all=1')"
+  row "GET /images/json (curl)" "$(measure dapi GET /v1.41/images/json)"
+  drss=$(awk '/VmRSS/ {print $2}' "/proc/$dockerd_pid/status")
+  printf '%-44s %10s\n' "dockerd RSS (kB) with 500 containers" "$drss"
+fi

@@ -11,6 +11,11 @@
 # docker CLI pointed at our daemon when it is here: it opens one
 # `GET /containers/{id}/stats?stream=1` per container. The target is the
 # daemon and the client together under 1% of a core (100 ms per 10 s).
+# When dockerd (Debian's docker.io) is installed, the same is measured on a
+# private dockerd (see bench/lib.sh) with as many containers; its "daemon"
+# column is dockerd, containerd and the containers' shims, which read the
+# cgroups for it. Its containers have no network (the private dockerd has
+# no bridge), so it reads no network counters.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 n=${1:-100}
@@ -25,6 +30,8 @@ clients=()
 cleanup() {
   for p in "${clients[@]}"; do kill "$p" 2>/dev/null || true; done
   for p in "${clients[@]}"; do wait "$p" 2>/dev/null || true; done
+  [ -S "${dsock:-}" ] && { DK rm -f $(DK ps -aq 2>/dev/null) >/dev/null 2>&1 || true; }
+  stop_dockerd
   [ -S "${sock:-}" ] && { B rm -f $(B ps -aq 2>/dev/null) >/dev/null 2>&1 || true; }
   stop_daemon
 }
@@ -48,10 +55,18 @@ running=$(B ps -q | wc -l)
 [ "$running" -eq "$n" ] || { echo "only $running of $n containers running" >&2; exit 1; }
 
 tck=$(getconf CLK_TCK)
-cpu_ms() { awk -v t="$tck" '{print int(($14 + $15) * 1000 / t)}' "/proc/$1/stat"; }
+# CPU ms (user+sys) of all the pids given, summed.
+cpu_ms() {
+  local p sum=0
+  for p in "$@"; do
+    sum=$(( sum + $(awk -v t="$tck" '{print int(($14 + $15) * 1000 / t)}' "/proc/$p/stat" 2>/dev/null || echo 0) ))
+  done
+  echo "$sum"
+}
 
 # Runs a streaming client in the background, lets it warm up, then prints
-# "daemon-ms client-ms" over $secs seconds and stops it.
+# "daemon-ms client-ms" over $secs seconds and stops it. The daemon is
+# $engine's pids (default: ours).
 measure_stream() {
   "$@" >/dev/null 2>&1 &
   local c=$!
@@ -61,9 +76,11 @@ measure_stream() {
   # take the newest process in its tree, which is the real client.
   local cp; cp=$(pgrep -n -P "$c" || echo "$c")
   local d0 c0 d1 c1
-  d0=$(cpu_ms "$dpid"); c0=$(cpu_ms "$cp")
+  # shellcheck disable=SC2086
+  d0=$(cpu_ms ${engine:-$dpid}); c0=$(cpu_ms "$cp")
   sleep "$secs"
-  d1=$(cpu_ms "$dpid"); c1=$(cpu_ms "$cp")
+  # shellcheck disable=SC2086
+  d1=$(cpu_ms ${engine:-$dpid}); c1=$(cpu_ms "$cp")
   kill "$cp" "$c" 2>/dev/null || true
   wait "$c" 2>/dev/null || true
   echo "$(( d1 - d0 )) $(( c1 - c0 ))"
@@ -80,4 +97,17 @@ row "idle (no stats client)" "$idle"
 row "berth stats" "$(measure_stream B stats)"
 if command -v docker >/dev/null; then
   row "docker stats (same daemon)" "$(measure_stream D stats)"
+fi
+
+if command -v docker >/dev/null && start_dockerd; then
+  DK import -c 'CMD ["sh"]' "$small_fx" busybox:latest >/dev/null
+  echo "starting $n containers in dockerd..." >&2
+  for i in $(seq "$n"); do
+    DK run -d --network none --name "st$i" busybox sleep 1000 >/dev/null &
+    batch+=($!)
+    (( i % 8 == 0 )) && flush
+  done
+  flush
+  engine="$dockerd_pid $(pgrep -P "$dockerd_pid" containerd) $(pgrep -f "containerd-shim.*$droot" | tr '\n' ' ')"
+  row "dockerd 20.10, docker stats" "$(measure_stream DK stats)"
 fi
