@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Deserializer};
 
-use crate::format::table::{render, truncate_id};
+use crate::format::table::{render, tabwrite, truncate_id};
 use crate::format::template::{TemplateError, Value};
 use crate::format::units::{bytes_size, human_size_with_precision};
 
@@ -266,6 +266,15 @@ pub(crate) fn stats_header() -> Value {
 /// One row with the fields of docker's `statsContext` (in the order its
 /// JSON prints them).
 pub(crate) fn stats_row(s: &StatsEntry, trunc: bool) -> Value {
+    Value::context(
+        "*container.statsContext",
+        stats_fields(s, trunc).map(|(k, v)| (k, Value::String(v))),
+        [],
+    )
+}
+
+/// The fields of docker's `statsContext`, as text.
+fn stats_fields(s: &StatsEntry, trunc: bool) -> [(&'static str, String); 9] {
     let invalid = |text: String| {
         if s.is_invalid {
             "--".to_string()
@@ -294,7 +303,7 @@ pub(crate) fn stats_row(s: &StatsEntry, trunc: bool) -> Value {
             human_size_with_precision(b, 3)
         )
     };
-    let fields = [
+    [
         ("BlockIO", invalid(io(s.block_read, s.block_write))),
         ("CPUPerc", invalid(percentage(s.cpu_percentage))),
         ("Container", s.container.clone()),
@@ -304,12 +313,7 @@ pub(crate) fn stats_row(s: &StatsEntry, trunc: bool) -> Value {
         ("Name", name),
         ("NetIO", invalid(io(s.network_rx, s.network_tx))),
         ("PIDs", invalid(s.pids_current.to_string())),
-    ];
-    Value::context(
-        "*container.statsContext",
-        fields.map(|(k, v)| (k, Value::String(v))),
-        [],
-    )
+    ]
 }
 
 /// The format docker uses: `--format`, with `table` meaning its default.
@@ -326,8 +330,32 @@ pub(crate) fn stats_text(
     entries: &[StatsEntry],
     trunc: bool,
 ) -> Result<String, TemplateError> {
+    if format == STATS_TABLE {
+        return Ok(default_table(entries, trunc));
+    }
     let rows: Vec<Value> = entries.iter().map(|e| stats_row(e, trunc)).collect();
     render(format, &stats_header(), &rows)
+}
+
+/// [`STATS_TABLE`] laid out without the template engine: a stream redraws
+/// it every second for every container, and this is what it costs.
+fn default_table(entries: &[StatsEntry], trunc: bool) -> String {
+    // STATS_TABLE's columns, by field index in `stats_fields`.
+    const COLUMNS: [usize; 8] = [3, 6, 1, 5, 4, 7, 0, 8];
+    let mut text = String::from(
+        "CONTAINER ID\tNAME\tCPU %\tMEM USAGE / LIMIT\tMEM %\tNET I/O\tBLOCK I/O\tPIDS\n",
+    );
+    for e in entries {
+        let fields = stats_fields(e, trunc);
+        for (i, &c) in COLUMNS.iter().enumerate() {
+            if i > 0 {
+                text.push('\t');
+            }
+            text.push_str(&fields[c].1);
+        }
+        text.push('\n');
+    }
+    tabwrite(&text, 10, 3)
 }
 
 /// One screen of streaming `stats`: cursor home, each line followed by
@@ -465,6 +493,29 @@ CONTAINER ID                                                       NAME      CPU
         let v: StatsResponse =
             serde_json::from_str(r#"{"cpu_stats":null,"memory_stats":{}}"#).unwrap();
         assert_eq!(cpu_percent_unix(&v), 0.0);
+    }
+
+    #[test]
+    fn default_table_is_the_templates_output() {
+        let v1: StatsResponse = serde_json::from_str(V1_SAMPLE).unwrap();
+        let v2: StatsResponse = serde_json::from_str(V2_SAMPLE).unwrap();
+        let mut gone = entry_from("a-rather-long-container-name", &v2);
+        gone.reset();
+        let entries = [
+            entry_from("flow-e", &v1),
+            entry_from("web", &v2),
+            gone,
+            StatsEntry::default(),
+        ];
+        for n in 0..=entries.len() {
+            for trunc in [true, false] {
+                let rows: Vec<Value> = entries[..n].iter().map(|e| stats_row(e, trunc)).collect();
+                assert_eq!(
+                    stats_text(STATS_TABLE, &entries[..n], trunc).unwrap(),
+                    render(STATS_TABLE, &stats_header(), &rows).unwrap()
+                );
+            }
+        }
     }
 
     #[test]
