@@ -275,15 +275,23 @@ fn restart_policies() {
         "1",
     ])
     .ok();
+    // Both run for a second or less at a time: a polled "running" can miss
+    // every run on a loaded machine, a new start time cannot.
+    let started = |d: &Daemon, name: &str| inspect(d, name, "{{.State.StartedAt}}");
+    let (us_running, always) = (started(&d, "us-running"), started(&d, "always"));
     d.kill9();
     std::thread::sleep(Duration::from_millis(1500));
     d.restart();
     wait_until("policies to resume", || {
-        inspect(&d, "us-running", "{{.State.Status}}") == "running"
+        started(&d, "us-running") != us_running
     });
     assert_eq!(inspect(&d, "us-stopped", "{{.State.Status}}"), "exited");
-    wait_until("always to come back", || {
-        inspect(&d, "always", "{{.State.Status}}") == "running"
+    wait_until("always to come back", || started(&d, "always") != always);
+    // And its policy holds again: the manual stop is forgotten (dockerd
+    // resets it with the restart manager), so it keeps restarting.
+    let count = inspect(&d, "always", "{{.RestartCount}}");
+    wait_until("always to restart by policy again", || {
+        inspect(&d, "always", "{{.RestartCount}}") != count
     });
     let e = d.docker(&["run", "--rm", "--restart", "always", "busybox", "true"]);
     assert_eq!(e.code, 125);

@@ -53,11 +53,28 @@ fn ran_for(rec: &Record) -> Duration {
     }
 }
 
+/// Settles an exit under the record's lock: `restarting`, with the epoch
+/// the restart belongs to, when the policy wants another run; `exited`
+/// otherwise. Deciding and marking at once (dockerd does both under the
+/// container's lock) means a concurrent `stop` or `kill` sees either the
+/// pending restart, which it cancels, or none at all: never `exited` with a
+/// restart still to be scheduled behind its back.
+pub(super) fn settle_exit(c: &Container, r: &mut Record, code: i64) -> Option<u64> {
+    if wants_restart(r, code) {
+        r.state.status = Status::Restarting;
+        Some(c.restart.lock().unwrap_or_else(|p| p.into_inner()).epoch)
+    } else {
+        r.state.status = Status::Exited;
+        None
+    }
+}
+
 impl Daemon {
-    /// After an exit the policy wants undone: marks the container
-    /// restarting and starts it again after the back-off.
-    pub(super) fn schedule_restart(self: &Arc<Self>, c: &Arc<Container>) {
-        let (delay, epoch) = {
+    /// After an exit [`settle_exit`] marked `restarting`: starts the
+    /// container again after the back-off, unless a stop, kill or rm (or the
+    /// daemon's own start) has moved the epoch on since.
+    pub(super) fn schedule_restart(self: &Arc<Self>, c: &Arc<Container>, epoch: u64) {
+        let delay = {
             let rec = c.rec();
             let mut rs = c.restart.lock().unwrap_or_else(|p| p.into_inner());
             if ran_for(&rec) >= STABLE_RUN {
@@ -68,10 +85,8 @@ impl Daemon {
             } else {
                 (rs.timeout * 2).min(MAX_DELAY)
             };
-            (rs.timeout, rs.epoch)
+            rs.timeout
         };
-        c.rec().state.status = Status::Restarting;
-        let _ = self.persist(c);
         let d = self.clone();
         let c = c.clone();
         tokio::spawn(async move {
@@ -86,17 +101,16 @@ impl Daemon {
             tracing::info!(id = %c.id, ?delay, "restarting by policy");
             if let Err((code, e)) = d.start_locked(&c).await {
                 tracing::warn!(id = %c.id, "restart failed: {e}");
-                {
+                let again = {
                     let mut r = c.rec();
-                    r.state.status = Status::Exited;
                     r.state.exit_code = code;
                     r.state.error = e.to_string();
-                }
+                    settle_exit(&c, &mut r, code)
+                };
                 let _ = d.persist(&c);
                 drop(op);
-                let again = wants_restart(&c.snapshot(), code);
-                if again {
-                    d.schedule_restart(&c);
+                if let Some(epoch) = again {
+                    d.schedule_restart(&c, epoch);
                 }
             }
         });
@@ -105,21 +119,39 @@ impl Daemon {
     /// At daemon start: containers whose policy brings them back.
     pub(super) async fn resume_policies(self: &Arc<Self>) {
         for c in self.containers() {
+            // Under the container's lock: a restart that an exit recorded by
+            // reconnect() has just scheduled must not start it a second time.
+            let _op = c.op.lock().await;
             let rec = c.snapshot();
             let stopped = matches!(rec.state.status, Status::Exited | Status::Restarting);
-            if stopped && restart_at_daemon_start(&rec) {
-                c.rec().state.status = Status::Exited;
-                if let Err(e) = self.start_policy(&c).await {
-                    tracing::warn!(id = %c.id, "restart policy at daemon start: {e}");
+            if !stopped || !restart_at_daemon_start(&rec) {
+                continue;
+            }
+            // As dockerd's containerStart with resetRestartManager: the
+            // pending restart cancelled, a fresh back-off, and the manual
+            // stop forgotten, so that the policy holds again from this start
+            // on (an `always` container stopped by hand would otherwise run
+            // once and stay down).
+            {
+                let mut rs = c.restart.lock().unwrap_or_else(|p| p.into_inner());
+                rs.epoch += 1;
+                rs.timeout = Duration::ZERO;
+            }
+            {
+                let mut r = c.rec();
+                r.state.status = Status::Exited;
+                r.state.manually_stopped = false;
+            }
+            if let Err((code, e)) = self.start_locked(&c).await {
+                tracing::warn!(id = %c.id, "restart policy at daemon start: {e}");
+                {
+                    let mut r = c.rec();
+                    r.state.exit_code = code;
+                    r.state.error = e.to_string();
                 }
+                let _ = self.persist(&c);
             }
         }
-    }
-
-    /// A start on behalf of a policy: keeps `manually_stopped` as it is.
-    async fn start_policy(self: &Arc<Self>, c: &Arc<Container>) -> crate::error::Result<()> {
-        let _op = c.op.lock().await;
-        self.start_locked(c).await.map_err(|(_, e)| e)
     }
 }
 

@@ -84,9 +84,9 @@ impl Daemon {
     /// Starts a created or exited container.
     pub async fn start(self: &Arc<Self>, c: &Arc<Container>) -> Result<()> {
         let _op = c.op.lock().await;
-        c.cancel_restart();
-        c.rec().state.manually_stopped = false;
         let status = c.status();
+        // A restarting container is left to its policy (dockerd answers 304
+        // and keeps the restart): only a real start resets the policy.
         if status.is_active() {
             return Err(DaemonError::NotModified);
         }
@@ -96,6 +96,8 @@ impl Daemon {
                 status.as_str()
             )));
         }
+        c.cancel_restart();
+        c.rec().state.manually_stopped = false;
         match self.start_locked(c).await {
             Ok(()) => Ok(()),
             Err((code, err)) => {
@@ -326,7 +328,7 @@ impl Daemon {
         if let Some(client) = client {
             let _ = client.request(&Request::Shutdown).await;
         }
-        let (code, auto_remove) = {
+        let (code, auto_remove, restart) = {
             let mut r = c.rec();
             let pid = r.state.pid;
             match &status {
@@ -348,9 +350,10 @@ impl Daemon {
                     r.state.error = "container monitor (shim) exited unexpectedly".into();
                 }
             }
-            r.state.status = Status::Exited;
             r.state.pid = 0;
-            (r.state.exit_code, r.host_config.auto_remove)
+            let code = r.state.exit_code;
+            let restart = super::restart::settle_exit(c, &mut r, code);
+            (code, r.host_config.auto_remove, restart)
         };
         self.release_network(c).await;
         let names = Self::volume_names(&c.rec().mounts);
@@ -373,8 +376,8 @@ impl Daemon {
             l.unclaimed_exit = (l.next_exit_waiters == 0).then(std::time::Instant::now);
         });
         tracing::debug!(id = %c.id, code, "container exited");
-        if super::restart::wants_restart(&c.snapshot(), code) {
-            self.schedule_restart(c);
+        if let Some(epoch) = restart {
+            self.schedule_restart(c, epoch);
             return;
         }
         if auto_remove {

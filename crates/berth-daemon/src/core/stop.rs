@@ -30,27 +30,43 @@ pub(crate) fn parse_signal(s: &str) -> Result<i32> {
     Err(DaemonError::BadRequest(format!("Invalid signal: {s}")))
 }
 
+/// Marks a running, paused or restarting container as stopped by hand and
+/// says which of those it was, in one go: an exit being recorded meanwhile
+/// (which decides on a restart under the same lock) either sees the mark
+/// or has already turned the status to `restarting` for the caller to
+/// cancel. A running or paused one is marked only when it `can_be_signalled`.
+fn mark_manually_stopped(c: &Container, can_be_signalled: bool) -> super::Status {
+    let mut r = c.rec();
+    let status = r.state.status;
+    match status {
+        super::Status::Restarting => r.state.manually_stopped = true,
+        super::Status::Running | super::Status::Paused if can_be_signalled => {
+            r.state.manually_stopped = true
+        }
+        _ => {}
+    }
+    status
+}
+
 impl Daemon {
     /// Sends a signal; 409 when the container is not running.
     pub async fn kill(&self, c: &Arc<Container>, signal: Option<&str>) -> Result<()> {
         let sig = parse_signal(signal.filter(|s| !s.is_empty()).unwrap_or("SIGKILL"))?;
-        if c.status() == super::Status::Restarting {
+        let client = c.shim_client();
+        let status = mark_manually_stopped(c, client.is_some());
+        if status == super::Status::Restarting {
             // Nothing runs: telling the policy to stop is the whole kill.
             self.cancel_pending_restart(c);
             return Ok(());
         }
-        let client = c
-            .shim_client()
-            .filter(|_| c.status().is_active())
-            .ok_or_else(|| {
-                DaemonError::Conflict(format!(
-                    "Cannot kill container: {}: Container {} is not running",
-                    c.name(),
-                    c.id
-                ))
-            })?;
+        let client = client.filter(|_| status.is_active()).ok_or_else(|| {
+            DaemonError::Conflict(format!(
+                "Cannot kill container: {}: Container {} is not running",
+                c.name(),
+                c.id
+            ))
+        })?;
         c.cancel_restart();
-        c.rec().state.manually_stopped = true;
         // Subscribed before the signal, so the exit cannot be missed.
         let down = c.stopped();
         client.request(&Request::Kill { signal: sig }).await?;
@@ -85,14 +101,14 @@ impl Daemon {
         signal: Option<&str>,
     ) -> Result<()> {
         c.cancel_restart();
-        if c.status() == super::Status::Restarting {
-            self.cancel_pending_restart(c);
-            return Ok(());
+        match mark_manually_stopped(c, true) {
+            super::Status::Restarting => {
+                self.cancel_pending_restart(c);
+                return Ok(());
+            }
+            super::Status::Running | super::Status::Paused => {}
+            _ => return Err(DaemonError::NotModified),
         }
-        if !c.status().is_active() {
-            return Err(DaemonError::NotModified);
-        }
-        c.rec().state.manually_stopped = true;
         let (stop_signal, default_timeout) = {
             let r = c.rec();
             (
