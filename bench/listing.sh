@@ -25,6 +25,7 @@ subs=()
 cleanup() {
   # B runs in a subshell: its client is the subshell's child.
   for p in "${subs[@]}"; do pkill -P "$p" 2>/dev/null; kill "$p" 2>/dev/null || true; done
+  for p in "${subs[@]}"; do wait "$p" 2>/dev/null || true; done
   stop_dockerd
   stop_daemon
 }
