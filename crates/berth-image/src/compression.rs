@@ -469,16 +469,7 @@ mod tests {
 
     #[test]
     fn incompressible_blocks_are_stored_not_grown() {
-        // xorshift noise: deflate cannot shrink it.
-        let mut x = 0x9e37_79b9_7f4a_7c15u64;
-        let noise: Vec<u8> = (0..GZIP_BLOCK + 5000)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                x as u8
-            })
-            .collect();
+        let noise = crate::testdata::noise(GZIP_BLOCK + 5000, 0x9e37_79b9_7f4a_7c15);
         let mut out = Vec::new();
         gzip_parallel(&noise[..], &mut out, flate2::Compression::fast(), 2).unwrap();
         // Stored blocks cost a few bytes each, a member 18: well under 0.1%

@@ -29,3 +29,20 @@ pub use error::ImageError;
 pub use import::{host_arch, layer_media_type, ImportOptions};
 pub use layers::chain_ids;
 pub use store::{DeleteOutcome, ImageStore, ImageUser, ResolvedImage};
+
+/// Test data shared by the modules' tests.
+#[cfg(test)]
+pub(crate) mod testdata {
+    /// `len` bytes of xorshift noise from `seed` (not 0): no compressor
+    /// shrinks it, no format parses it.
+    pub(crate) fn noise(len: usize, mut seed: u64) -> Vec<u8> {
+        (0..len)
+            .map(|_| {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                seed as u8
+            })
+            .collect()
+    }
+}

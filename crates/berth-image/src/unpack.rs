@@ -1028,6 +1028,7 @@ fn parse_pax_time(v: &[u8]) -> Option<TimeSpec> {
 mod tests {
     use super::*;
     use crate::compression::{decompress, Compression, HashingReader};
+    use crate::testdata::noise;
     use proptest::prelude::*;
     use sha2::{Digest as _, Sha256};
     use std::collections::BTreeSet;
@@ -1913,18 +1914,6 @@ mod tests {
             .bytes();
         s.unpack(&tar).unwrap();
         assert_eq!(names(&s.root), ["f"].map(String::from).into());
-    }
-
-    /// Deterministic noise (xorshift), for data that does not compress.
-    fn noise(len: usize, mut seed: u64) -> Vec<u8> {
-        (0..len)
-            .map(|_| {
-                seed ^= seed << 13;
-                seed ^= seed >> 7;
-                seed ^= seed << 17;
-                seed as u8
-            })
-            .collect()
     }
 
     #[test]

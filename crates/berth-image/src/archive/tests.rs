@@ -1044,15 +1044,7 @@ fn refuses_truncated_archives() {
 #[test]
 fn refuses_garbage() {
     let f = store();
-    let mut x: u64 = 0x9e3779b97f4a7c15;
-    let random: Vec<u8> = (0..10_000)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect();
+    let random = crate::testdata::noise(10_000, 0x9e37_79b9_7f4a_7c15);
     expect_bad(&f, &random, "not a tar archive");
     expect_bad(&f, b"", "empty");
     expect_bad(&f, &[0u8; 1024], "neither manifest.json nor index.json");

@@ -554,35 +554,32 @@ mod tests {
 
     #[test]
     fn v1_cpu_times_from_usage_all_or_the_older_files() {
-        let t = fake_v1(&[(
-            "cpuacct/c/cpuacct.usage_all",
-            "cpu user system\n0 70 30\n1 8 2\n",
-        )]);
-        let s = StatsReader::open_v1(t.path(), Path::new("c"))
-            .unwrap()
-            .read()
-            .unwrap();
-        assert_eq!(s.cpu.percpu_usage, [100, 10]);
-        assert_eq!(s.cpu.total_usage, 110);
+        // (percpu, total, user, kernel) read from these files.
+        let cpu = |files: &[(&str, &str)]| {
+            let t = fake_v1(files);
+            let mut r = StatsReader::open_v1(t.path(), Path::new("c")).unwrap();
+            let c = r.read().unwrap().cpu;
+            (
+                c.percpu_usage,
+                c.total_usage,
+                c.usage_in_usermode,
+                c.usage_in_kernelmode,
+            )
+        };
         assert_eq!(
-            (s.cpu.usage_in_usermode, s.cpu.usage_in_kernelmode),
-            (78, 32)
+            cpu(&[(
+                "cpuacct/c/cpuacct.usage_all",
+                "cpu user system\n0 70 30\n1 8 2\n"
+            )]),
+            (vec![100, 10], 110, 78, 32)
         );
-
-        let t = fake_v1(&[
-            ("cpuacct/c/cpuacct.usage", "110\n"),
-            ("cpuacct/c/cpuacct.usage_percpu", "100 10 \n"),
-            ("cpuacct/c/cpuacct.stat", "user 3\nsystem 1\n"),
-        ]);
-        let s = StatsReader::open_v1(t.path(), Path::new("c"))
-            .unwrap()
-            .read()
-            .unwrap();
-        assert_eq!(s.cpu.percpu_usage, [100, 10]);
-        assert_eq!(s.cpu.total_usage, 110);
         assert_eq!(
-            (s.cpu.usage_in_usermode, s.cpu.usage_in_kernelmode),
-            (30_000_000, 10_000_000)
+            cpu(&[
+                ("cpuacct/c/cpuacct.usage", "110\n"),
+                ("cpuacct/c/cpuacct.usage_percpu", "100 10 \n"),
+                ("cpuacct/c/cpuacct.stat", "user 3\nsystem 1\n"),
+            ]),
+            (vec![100, 10], 110, 30_000_000, 10_000_000)
         );
     }
 
