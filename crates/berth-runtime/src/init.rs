@@ -20,6 +20,12 @@ pub(crate) fn run_as_init() {
     let old = all
         .thread_swap_mask(nix::sys::signal::SigmaskHow::SIG_BLOCK)
         .unwrap_or(SigSet::empty());
+    // What `ps` in the container shows as PID 1 (Docker shows docker-init).
+    // Named before the fork: the child's exec could otherwise read PID 1's
+    // command line (`cat /proc/1/cmdline`) before the parent got to it. The
+    // child's exec gives it its own name and arguments.
+    let _ = nix::sys::prctl::set_name(c"berth-init");
+    hide_command_line();
     let child = match crate::sys::fork() {
         Ok(None) => {
             let _ = old.thread_set_mask();
@@ -31,9 +37,6 @@ pub(crate) fn run_as_init() {
             return;
         }
     };
-    // What `ps` in the container shows as PID 1 (Docker shows docker-init).
-    let _ = nix::sys::prctl::set_name(c"berth-init");
-    hide_command_line();
     let Ok(fd) = SignalFd::new(&all) else {
         // Without signals the best left is to wait for the child.
         std::process::exit(wait_for(child));
