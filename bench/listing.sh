@@ -8,10 +8,11 @@
 # `ps -a`, `images`, `ps -a --format '{{json .}}'` and `GET /containers/json`
 # are timed. docker's figures go beside ours when the docker CLI is here
 # (it is the same client pointed at our daemon, so only berth's own client
-# is compared to it). When dockerd (Debian's docker.io) is installed, the
-# same containers and tags are made on a private dockerd (bench/lib.sh) and
-# docker's own figures are printed last. Last row: daemon CPU time over 10 s idle, without and
-# with 5 idle `events` subscribers (should be 0 ms either way).
+# is compared to it). Then the daemon's CPU time over 10 s idle, without
+# and with 5 idle `events` subscribers (should be 0 ms either way), and its
+# RSS. When dockerd (Debian's docker.io) is installed, the same containers
+# and tags are made on a private dockerd (bench/lib.sh) and docker's own
+# figures are printed last.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=${1:-20}

@@ -340,19 +340,25 @@ pub(crate) fn stats_text(
 /// [`STATS_TABLE`] laid out without the template engine: a stream redraws
 /// it every second for every container, and this is what it costs.
 fn default_table(entries: &[StatsEntry], trunc: bool) -> String {
-    // STATS_TABLE's columns, by field index in `stats_fields`.
-    const COLUMNS: [usize; 8] = [3, 6, 1, 5, 4, 7, 0, 8];
-    let mut text = String::from(
-        "CONTAINER ID\tNAME\tCPU %\tMEM USAGE / LIMIT\tMEM %\tNET I/O\tBLOCK I/O\tPIDS\n",
-    );
-    for e in entries {
-        let fields = stats_fields(e, trunc);
-        for (i, &c) in COLUMNS.iter().enumerate() {
-            if i > 0 {
-                text.push('\t');
-            }
-            text.push_str(&fields[c].1);
-        }
+    // STATS_TABLE's fields, in its order.
+    const COLUMNS: [&str; 8] = [
+        "ID", "Name", "CPUPerc", "MemUsage", "MemPerc", "NetIO", "BlockIO", "PIDs",
+    ];
+    let header = stats_header();
+    let mut lines = vec![COLUMNS.map(|c| header.get(c).map(Value::to_string).unwrap_or_default())];
+    lines.extend(entries.iter().map(|e| {
+        let mut fields = stats_fields(e, trunc);
+        COLUMNS.map(|c| {
+            let i = fields
+                .iter()
+                .position(|(k, _)| *k == c)
+                .expect("a stats field");
+            std::mem::take(&mut fields[i].1)
+        })
+    }));
+    let mut text = String::new();
+    for line in lines {
+        text.push_str(&line.join("\t"));
         text.push('\n');
     }
     tabwrite(&text, 10, 3)
