@@ -329,6 +329,10 @@ async fn resize(client: &Client, base: &str) -> Result<(), ClientError> {
 /// "failed to resize tty, using default size"), and on every SIGWINCH
 /// until the task is dropped. Later errors are ignored.
 pub(crate) fn monitor_size(client: Arc<Client>, base: String) -> JoinHandle<()> {
+    // Listening before the first resize: a SIGWINCH while it (and its
+    // retries) runs would otherwise be lost, SIGWINCH being ignored by
+    // default, and the container would keep the old size.
+    let winch = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::window_change());
     tokio::spawn(async move {
         if resize(&client, &base).await.is_err() {
             let mut ok = false;
@@ -343,9 +347,7 @@ pub(crate) fn monitor_size(client: Arc<Client>, base: String) -> JoinHandle<()> 
                 eprintln!("failed to resize tty, using default size");
             }
         }
-        let Ok(mut winch) =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::window_change())
-        else {
+        let Ok(mut winch) = winch else {
             return;
         };
         while winch.recv().await.is_some() {
