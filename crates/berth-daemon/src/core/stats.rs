@@ -81,9 +81,9 @@ struct Readers {
     limits: Limits,
 }
 
-/// A container's memory and pids limits as configured (`update` changes
-/// them).
-type Limits = (i64, Option<i64>);
+/// A container's memory, pids and CPU quota limits as configured (`update`
+/// changes them).
+type Limits = (i64, Option<i64>, i64, i64);
 
 impl Readers {
     fn open(cgroup_path: &str, pid: i64, limits: Limits) -> Readers {
@@ -165,7 +165,12 @@ impl Sampler {
                 r.state.status.is_active(),
                 r.state.pid,
                 format!("/{}", r.name),
-                (r.host_config.memory, r.host_config.pids_limit),
+                (
+                    r.host_config.memory,
+                    r.host_config.pids_limit,
+                    r.host_config.nano_cpus,
+                    r.host_config.cpu_quota,
+                ),
             )
         };
         let id = self.container.id.clone();
@@ -323,16 +328,27 @@ impl StatsHub {
                 st.feeds.values().cloned().collect()
             };
             let hub = Arc::clone(&self);
-            let done = tokio::task::spawn_blocking(move || {
+            let samples = tokio::task::spawn_blocking(move || {
                 let host = lock(&hub.host).read();
-                for f in feeds {
-                    let s = lock(&f.sampler).sample(host);
-                    f.tx.send_replace(Some(Arc::new(s)));
-                }
+                feeds
+                    .into_iter()
+                    .map(|f| {
+                        let s = lock(&f.sampler).sample(host);
+                        (f, s)
+                    })
+                    .collect::<Vec<_>>()
             })
             .await;
-            if let Err(e) = done {
-                tracing::error!("stats tick: {e}");
+            // Handed out together, from a worker: the streams wake in one
+            // batch rather than one worker wake-up per sample while the
+            // next container's files are read.
+            match samples {
+                Ok(samples) => {
+                    for (f, s) in samples {
+                        f.tx.send_replace(Some(Arc::new(s)));
+                    }
+                }
+                Err(e) => tracing::error!("stats tick: {e}"),
             }
         }
     }

@@ -9,7 +9,9 @@ use std::io::ErrorKind;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
-use super::stats::{self, BlkioStats, CpuStats, KeyedParser, MemoryStats, PidsStats, Stats};
+use super::stats::{
+    self, BlkioStats, CpuStats, KeyedParser, MemoryStats, PidsStats, Stats, Throttling,
+};
 use super::{existing_dir, CgroupError};
 
 /// Room left in the buffer after a short read that shows the file ended.
@@ -110,6 +112,21 @@ pub struct StatsReader {
 struct Limits {
     memory: Option<u64>,
     pids: Option<u64>,
+    /// v1 counters that move only under a limit of the cgroup's own, read
+    /// with the limits and reused while there is no such limit.
+    still: Still,
+}
+
+/// `memory.failcnt` counts charges that hit the cgroup's own memory limit
+/// and `cpu.stat` the periods of its own CFS quota; without the limit
+/// neither moves, so a sample need not read them (two of the nine files a
+/// v1 sample reads every second).
+#[derive(Debug, Clone, Copy, Default)]
+struct Still {
+    /// The failcnt read with the limits, when there is no memory limit.
+    failcnt: Option<Option<u64>>,
+    /// The throttling read with the limits, when there is no CFS quota.
+    throttling: Option<Throttling>,
 }
 
 #[derive(Debug)]
@@ -127,6 +144,8 @@ struct V1Files {
     mem_max_usage: Option<Open>,
     mem_failcnt: Option<Open>,
     mem_limit: Option<Open>,
+    /// `cpu.cfs_quota_us`: -1 without a quota.
+    cpu_quota: Option<Open>,
     mem_stat: Option<Open>,
     pids_current: Option<Open>,
     pids_max: Option<Open>,
@@ -215,6 +234,7 @@ impl StatsReader {
         let files = V1Files {
             cpuacct,
             cpu_stat: Open::optional(cpu.join("cpu.stat"))?,
+            cpu_quota: Open::optional(cpu.join("cpu.cfs_quota_us"))?,
             mem_usage: Open::optional(memory.join("memory.usage_in_bytes"))?,
             mem_max_usage: Open::optional(memory.join("memory.max_usage_in_bytes"))?,
             mem_failcnt: Open::optional(memory.join("memory.failcnt"))?,
@@ -275,7 +295,15 @@ impl StatsReader {
                     Some(o) => o.limit(buf)?,
                     None => None,
                 };
-                *self.limits.insert(Limits { memory, pids })
+                let still = match &self.files {
+                    Files::V1(f) => v1_still(f, memory.is_some(), buf)?,
+                    Files::V2(_) => Still::default(),
+                };
+                *self.limits.insert(Limits {
+                    memory,
+                    pids,
+                    still,
+                })
             }
         };
         let keys = &mut self.mem_stat_keys;
@@ -286,10 +314,45 @@ impl StatsReader {
     }
 
     /// Makes the next [`StatsReader::read`] read the limits again (after
-    /// the container's were changed).
+    /// the container's memory, pids or CPU quota were changed).
     pub fn refresh_limits(&mut self) {
         self.limits = None;
     }
+}
+
+/// The counters that stand still for now (see [`Still`]): read once
+/// here, with the limits.
+fn v1_still(f: &V1Files, memory_limit: bool, buf: &mut Vec<u8>) -> Result<Still, CgroupError> {
+    let quota = match &f.cpu_quota {
+        Some(o) => {
+            let text = o.read(buf)?;
+            text.trim()
+                .parse::<i64>()
+                .map_err(|_| o.parse_error(text))?
+                >= 0
+        }
+        // Without the file there is no quota to read cpu.stat for either.
+        None => f.cpu_stat.is_some(),
+    };
+    Ok(Still {
+        failcnt: match (&f.mem_failcnt, memory_limit) {
+            (_, true) => None,
+            (Some(o), false) => Some(Some(o.u64(buf)?)),
+            (None, false) => Some(None),
+        },
+        throttling: if quota {
+            None
+        } else {
+            Some(v1_throttling(f, buf)?)
+        },
+    })
+}
+
+fn v1_throttling(f: &V1Files, buf: &mut Vec<u8>) -> Result<Throttling, CgroupError> {
+    Ok(match &f.cpu_stat {
+        Some(o) => stats::throttling(&stats::parse_flat_keyed(o.read(buf)?)),
+        None => Throttling::default(),
+    })
 }
 
 fn read_v1(
@@ -326,14 +389,18 @@ fn read_v1(
             }
         }
     }
-    if let Some(o) = &f.cpu_stat {
-        cpu.throttling = stats::throttling(&stats::parse_flat_keyed(o.read(buf)?));
-    }
+    cpu.throttling = match limits.still.throttling {
+        Some(t) => t,
+        None => v1_throttling(f, buf)?,
+    };
 
     let memory = MemoryStats {
         usage: u64_opt(&f.mem_usage, buf)?.unwrap_or(0),
         max_usage: u64_opt(&f.mem_max_usage, buf)?,
-        failcnt: u64_opt(&f.mem_failcnt, buf)?,
+        failcnt: match limits.still.failcnt {
+            Some(n) => n,
+            None => u64_opt(&f.mem_failcnt, buf)?,
+        },
         limit: limits.memory,
         stats: match &f.mem_stat {
             Some(o) => mem_stat_keys.parse(o.read(buf)?),
@@ -627,6 +694,37 @@ mod tests {
         r.refresh_limits();
         let s = r.read().unwrap();
         assert_eq!((s.memory.limit, s.pids.limit), (Some(64 << 20), Some(50)));
+    }
+
+    #[test]
+    fn v1_failcnt_and_throttling_are_read_each_time_only_under_a_limit() {
+        let stat = |n: u64| format!("nr_periods {n}\nnr_throttled {n}\nthrottled_time {n}\n");
+        let t = fake_v1(&[
+            ("memory/c/memory.limit_in_bytes", "9223372036854771712\n"),
+            ("memory/c/memory.failcnt", "3\n"),
+            ("cpu/c/cpu.cfs_quota_us", "-1\n"),
+            ("cpu/c/cpu.stat", &stat(5)),
+        ]);
+        let write = |path: &str, text: &str| std::fs::write(t.path().join(path), text).unwrap();
+        let mut r = StatsReader::open_v1(t.path(), Path::new("c")).unwrap();
+        let seen = |r: &mut StatsReader| {
+            let s = r.read().unwrap();
+            (s.memory.failcnt, s.cpu.throttling.throttled_periods)
+        };
+        assert_eq!(seen(&mut r), (Some(3), 5));
+        // Without limits they cannot move: what was read with the limits
+        // stands.
+        write("memory/c/memory.failcnt", "4\n");
+        write("cpu/c/cpu.stat", &stat(6));
+        assert_eq!(seen(&mut r), (Some(3), 5));
+        // `update --memory --cpus`: read every time from then on.
+        write("memory/c/memory.limit_in_bytes", "67108864\n");
+        write("cpu/c/cpu.cfs_quota_us", "50000\n");
+        r.refresh_limits();
+        assert_eq!(seen(&mut r), (Some(4), 6));
+        write("memory/c/memory.failcnt", "7\n");
+        write("cpu/c/cpu.stat", &stat(8));
+        assert_eq!(seen(&mut r), (Some(7), 8));
     }
 
     #[test]
