@@ -215,6 +215,39 @@ fn restart_policies() {
         inspect(&d, "flaky", "{{.RestartCount}} {{.State.Status}}") == "2 exited"
     });
     assert_eq!(inspect(&d, "flaky", "{{.State.ExitCode}}"), "4");
+    // A start by hand gives the policy its two retries again (dockerd
+    // resets the count): three starts from here on, not one.
+    let now = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+            .to_string()
+    };
+    std::thread::sleep(Duration::from_millis(1100));
+    let since = now();
+    d.docker(&["start", "flaky"]).ok();
+    let starts = || {
+        // Up to the current second: a later --until would wait for it.
+        let until = now();
+        let args = [
+            "events",
+            "--since",
+            &since,
+            "--until",
+            &until,
+            "--filter",
+            "container=flaky",
+            "--filter",
+            "event=start",
+            "--format",
+            "{{.Action}}",
+        ];
+        d.docker(&args).ok().lines().count()
+    };
+    wait_until("the retries to run again", || {
+        starts() == 3 && inspect(&d, "flaky", "{{.RestartCount}} {{.State.Status}}") == "2 exited"
+    });
     d.docker(&[
         "run",
         "-d",

@@ -131,7 +131,7 @@ impl Daemon {
             // pending restart cancelled, a fresh back-off, and the manual
             // stop forgotten, so that the policy holds again from this start
             // on (an `always` container stopped by hand would otherwise run
-            // once and stay down).
+            // once and stay down), and the count back at zero.
             {
                 let mut rs = c.restart.lock().unwrap_or_else(|p| p.into_inner());
                 rs.epoch += 1;
@@ -141,6 +141,7 @@ impl Daemon {
                 let mut r = c.rec();
                 r.state.status = Status::Exited;
                 r.state.manually_stopped = false;
+                r.restart_count = 0;
             }
             if let Err((code, e)) = self.start_locked(&c).await {
                 tracing::warn!(id = %c.id, "restart policy at daemon start: {e}");

@@ -97,7 +97,13 @@ impl Daemon {
             )));
         }
         c.cancel_restart();
-        c.rec().state.manually_stopped = false;
+        // A start by hand gives the policy a fresh count (dockerd's
+        // ResetRestartManager(true)): `on-failure:N` retries N times again.
+        {
+            let mut r = c.rec();
+            r.state.manually_stopped = false;
+            r.restart_count = 0;
+        }
         match self.start_locked(c).await {
             Ok(()) => Ok(()),
             Err((code, err)) => {
