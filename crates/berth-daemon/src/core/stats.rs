@@ -76,7 +76,6 @@ struct Readers {
     pid: i64,
     cgroup: Option<StatsReader>,
     net_dev: Option<File>,
-    buf: Vec<u8>,
     /// The container's limits when the cgroup's were last read.
     limits: Limits,
 }
@@ -95,7 +94,6 @@ impl Readers {
             pid,
             cgroup,
             net_dev: File::open(format!("/proc/{pid}/net/dev")).ok(),
-            buf: Vec::new(),
             limits,
         }
     }
@@ -103,14 +101,20 @@ impl Readers {
     /// Reads both; a failure reads as zeros, and the files are opened
     /// afresh next time. The limits are read again when `limits` (the
     /// container's, as configured) differ from the last call's.
-    fn read(&mut self, cgroup_path: &str, limits: Limits) -> (Stats, Vec<(String, NetDev)>) {
+    /// `buf` is the scratch space of the reads.
+    fn read(
+        &mut self,
+        cgroup_path: &str,
+        limits: Limits,
+        buf: &mut Vec<u8>,
+    ) -> (Stats, Vec<(String, NetDev)>) {
         if self.limits != limits {
             self.limits = limits;
             if let Some(c) = &mut self.cgroup {
                 c.refresh_limits();
             }
         }
-        let stats = match self.cgroup.as_mut().map(StatsReader::read) {
+        let stats = match self.cgroup.as_mut().map(|c| c.read_with(buf)) {
             Some(Ok(s)) => s,
             Some(Err(e)) => {
                 tracing::debug!("stats of {cgroup_path}: {e}");
@@ -120,7 +124,7 @@ impl Readers {
             None => Stats::default(),
         };
         let networks = match &self.net_dev {
-            Some(f) => match cgroups::read_afresh(f, &mut self.buf) {
+            Some(f) => match cgroups::read_afresh(f, buf) {
                 Ok(text) => parse_net_dev(text),
                 Err(_) => {
                     self.net_dev = None;
@@ -158,7 +162,7 @@ impl Sampler {
 
     /// A sample now; `host` is the host's side read at the same moment.
     /// Blocks on file reads (short ones: the kernel generates them).
-    fn sample(&mut self, host: HostSample) -> Sample {
+    fn sample(&mut self, host: HostSample, buf: &mut Vec<u8>) -> Sample {
         let (running, pid, name, limits) = {
             let r = self.container.rec();
             (
@@ -189,7 +193,7 @@ impl Sampler {
             self.readers = Some(Readers::open(&self.cgroup_path, pid, limits));
         }
         let (stats, networks) = match &mut self.readers {
-            Some(r) => r.read(&self.cgroup_path, limits),
+            Some(r) => r.read(&self.cgroup_path, limits, buf),
             None => Default::default(),
         };
         Sample {
@@ -298,7 +302,7 @@ impl StatsHub {
         let hub = Arc::clone(self);
         let first = tokio::task::spawn_blocking(move || {
             let host = lock(&hub.host).read();
-            lock(&feed.sampler).sample(host)
+            lock(&feed.sampler).sample(host, &mut Vec::new())
         })
         .await
         .ok()
@@ -330,10 +334,11 @@ impl StatsHub {
             let hub = Arc::clone(&self);
             let samples = tokio::task::spawn_blocking(move || {
                 let host = lock(&hub.host).read();
+                let mut buf = Vec::new();
                 feeds
                     .into_iter()
                     .map(|f| {
-                        let s = lock(&f.sampler).sample(host);
+                        let s = lock(&f.sampler).sample(host, &mut buf);
                         (f, s)
                     })
                     .collect::<Vec<_>>()
@@ -363,7 +368,8 @@ fn host_sample() -> HostSample {
 /// `preread`/`precpu_stats`, then a newline.
 fn json_line(cur: &Sample, prev: Option<&Sample>) -> Vec<u8> {
     let json = StatsJson::new(cur, prev);
-    let mut out = Vec::with_capacity(2048);
+    // A running container's line is 2-3 KB on cgroup v1.
+    let mut out = Vec::with_capacity(4096);
     // Serializing plain structs and maps to memory cannot fail.
     let _ = serde_json::to_writer(&mut out, &json);
     out.push(b'\n');
@@ -631,7 +637,7 @@ impl super::Daemon {
         let mut sampler = Sampler::new(Arc::clone(c), self.cgroup_path(&c.id));
         let take = |mut s: Sampler| async move {
             tokio::task::spawn_blocking(move || {
-                let sample = s.sample(host_sample());
+                let sample = s.sample(host_sample(), &mut Vec::new());
                 (s, sample)
             })
             .await

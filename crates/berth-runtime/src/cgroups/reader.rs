@@ -98,7 +98,7 @@ impl Open {
 #[derive(Debug)]
 pub struct StatsReader {
     files: Files,
-    /// Reused for every file read.
+    /// Reused for every file read by [`StatsReader::read`].
     buf: Vec<u8>,
     /// `memory.stat`'s keys, kept between samples.
     mem_stat_keys: KeyedParser,
@@ -276,7 +276,15 @@ impl StatsReader {
 
     /// One sample of the cgroup's usage.
     pub fn read(&mut self) -> Result<Stats, CgroupError> {
-        let buf = &mut self.buf;
+        let mut buf = std::mem::take(&mut self.buf);
+        let stats = self.read_with(&mut buf);
+        self.buf = buf;
+        stats
+    }
+
+    /// [`StatsReader::read`] into the caller's buffer: one buffer for all
+    /// the containers of a tick stays in the cache, one each would not.
+    pub fn read_with(&mut self, buf: &mut Vec<u8>) -> Result<Stats, CgroupError> {
         let limits = match self.limits {
             Some(l) => l,
             None => {
