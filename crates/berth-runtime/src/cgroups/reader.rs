@@ -331,7 +331,7 @@ impl StatsReader {
 /// The counters that stand still for now (see [`Still`]): read once
 /// here, with the limits.
 fn v1_still(f: &V1Files, memory_limit: bool, buf: &mut Vec<u8>) -> Result<Still, CgroupError> {
-    let quota = match &f.cpu_quota {
+    let quota_or_unknown = match &f.cpu_quota {
         Some(o) => {
             let text = o.read(buf)?;
             text.trim()
@@ -339,7 +339,7 @@ fn v1_still(f: &V1Files, memory_limit: bool, buf: &mut Vec<u8>) -> Result<Still,
                 .map_err(|_| o.parse_error(text))?
                 >= 0
         }
-        // Without the file there is no quota to read cpu.stat for either.
+        // No quota file but a cpu.stat: read it every time, to be safe.
         None => f.cpu_stat.is_some(),
     };
     Ok(Still {
@@ -348,7 +348,7 @@ fn v1_still(f: &V1Files, memory_limit: bool, buf: &mut Vec<u8>) -> Result<Still,
             (Some(o), false) => Some(Some(o.u64(buf)?)),
             (None, false) => Some(None),
         },
-        throttling: if quota {
+        throttling: if quota_or_unknown {
             None
         } else {
             Some(v1_throttling(f, buf)?)
