@@ -161,6 +161,9 @@ pub struct Container {
     pub restart: Mutex<RestartState>,
     /// The health-check task while the container runs.
     pub health_task: Mutex<Option<tokio::task::AbortHandle>>,
+    /// Held from copying the record to writing it to the database, so that
+    /// two saves land in the order their copies were taken.
+    saving: Mutex<()>,
 }
 
 /// The restart manager of one container.
@@ -193,7 +196,14 @@ impl Container {
             stdio: Arc::default(),
             restart: Mutex::default(),
             health_task: Mutex::default(),
+            saving: Mutex::default(),
         }
+    }
+
+    /// The lock of a save of the record (see `saving`); taken before the
+    /// record's own lock.
+    pub fn saving(&self) -> MutexGuard<'_, ()> {
+        self.saving.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The record, locked (never hold across an await).

@@ -287,6 +287,7 @@ impl Daemon {
 
     /// Writes a container's record to the database.
     pub fn persist(&self, c: &Container) -> Result<()> {
+        let _saving = c.saving();
         let json =
             serde_json::to_string(&*c.rec()).map_err(|e| DaemonError::Internal(e.to_string()))?;
         self.meta.update_container(&c.id, &json)?;

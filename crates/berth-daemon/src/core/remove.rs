@@ -87,6 +87,7 @@ impl Daemon {
         if self.containers().iter().any(|o| o.rec().name == new) {
             return Err(self.name_conflict(&new));
         }
+        let _saving = c.saving();
         let json = {
             let mut r = c.rec();
             r.name = new.clone();
