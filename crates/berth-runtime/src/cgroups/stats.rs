@@ -150,8 +150,6 @@ pub(super) struct KeyedParser {
 impl KeyedParser {
     pub(super) fn parse(&mut self, text: &str) -> KeyedValues {
         if !self.values_in_shape(text) {
-            self.scratch.clear();
-            self.scratch.extend(flat_entries(text).map(|(_, v)| v));
             self.learn(text);
         }
         KeyedValues {
@@ -184,18 +182,19 @@ impl KeyedParser {
         shape.is_empty()
     }
 
-    /// Takes the keys of `text` as the new shape.
+    /// Takes the keys of `text` as the new shape and its values into
+    /// `scratch`, in one pass.
     fn learn(&mut self, text: &str) {
         self.shape.clear();
-        for (k, _) in flat_entries(text) {
+        self.scratch.clear();
+        // The last line of a key wins, as in a map.
+        let mut index: BTreeMap<&str, usize> = BTreeMap::new();
+        for (i, (k, v)) in flat_entries(text).enumerate() {
             self.shape.push_str(k);
             self.shape.push('\n');
+            self.scratch.push(v);
+            index.insert(k, i);
         }
-        // The last line of a key wins, as in a map.
-        let index: BTreeMap<&str, usize> = flat_entries(text)
-            .enumerate()
-            .map(|(i, (k, _))| (k, i))
-            .collect();
         self.sorted = index.keys().map(|&k| k.into()).collect();
         self.order = index.into_values().collect();
     }
