@@ -245,6 +245,19 @@ impl Container {
         r.epoch
     }
 
+    /// Before a start that renews the restart policy (by hand, or the
+    /// daemon's own at its start), as dockerd's ResetRestartManager(true):
+    /// any scheduled restart cancelled, the manual stop forgotten (an
+    /// `always` container stopped by hand would otherwise run once and stay
+    /// down) and the count back at zero (`on-failure:N` retries N times
+    /// again).
+    pub fn renew_restart_policy(&self) {
+        self.cancel_restart();
+        let mut r = self.rec();
+        r.state.manually_stopped = false;
+        r.restart_count = 0;
+    }
+
     /// The shim connection, if any.
     pub fn shim_client(&self) -> Option<ShimClient> {
         self.shim.lock().unwrap_or_else(|p| p.into_inner()).clone()

@@ -127,22 +127,11 @@ impl Daemon {
             if !stopped || !restart_at_daemon_start(&rec) {
                 continue;
             }
-            // As dockerd's containerStart with resetRestartManager: the
-            // pending restart cancelled, a fresh back-off, and the manual
-            // stop forgotten, so that the policy holds again from this start
-            // on (an `always` container stopped by hand would otherwise run
-            // once and stay down), and the count back at zero.
-            {
-                let mut rs = c.restart.lock().unwrap_or_else(|p| p.into_inner());
-                rs.epoch += 1;
-                rs.timeout = Duration::ZERO;
-            }
-            {
-                let mut r = c.rec();
-                r.state.status = Status::Exited;
-                r.state.manually_stopped = false;
-                r.restart_count = 0;
-            }
+            // As dockerd's containerStart with resetRestartManager, and a
+            // fresh back-off.
+            c.renew_restart_policy();
+            c.restart.lock().unwrap_or_else(|p| p.into_inner()).timeout = Duration::ZERO;
+            c.rec().state.status = Status::Exited;
             if let Err((code, e)) = self.start_locked(&c).await {
                 tracing::warn!(id = %c.id, "restart policy at daemon start: {e}");
                 {

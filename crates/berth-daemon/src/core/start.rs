@@ -96,14 +96,7 @@ impl Daemon {
                 status.as_str()
             )));
         }
-        c.cancel_restart();
-        // A start by hand gives the policy a fresh count (dockerd's
-        // ResetRestartManager(true)): `on-failure:N` retries N times again.
-        {
-            let mut r = c.rec();
-            r.state.manually_stopped = false;
-            r.restart_count = 0;
-        }
+        c.renew_restart_policy();
         match self.start_locked(c).await {
             Ok(()) => Ok(()),
             Err((code, err)) => {
